@@ -1,0 +1,32 @@
+# The two commands a newcomer needs: `make demo` and `make test`. Both create .venv on a fresh machine.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+export RAY_DATA_DISABLE_PROGRESS_BARS ?= 1
+export WANDB_MODE ?= offline
+
+.PHONY: demo test bench venv clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/mmray sweep sweeps/demo.yaml
+
+# pytest's exit code 5 means "no tests ran": treat it as a failure, never a pass.
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/pavlov_avmnist.py
+
+clean:
+	rm -rf results build .pytest_cache

@@ -1,0 +1,72 @@
+"""The Python API the CLI is a thin layer over: run a sweep, prepare data, load results, build a report.
+
+Ray is imported only inside `run_sweep`, so that listing, preparing and reporting stay quick to start.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from mmray.config import SweepSpec, load_spec
+from mmray.data import PreparedData, load_prepared, prepare, verify_prepared
+from mmray.data.prepare import resolve_params, shard_dir
+from mmray.errors import DataError
+from mmray.report import build_report
+from mmray.results import load as load_results
+from mmray.results.summary import format_table, leaderboard
+
+LEADERBOARD_COLUMNS = ("test/fused_acc", "test/transfer_image_to_audio", "test/recall@1_image_to_audio")
+
+
+def run_sweep(
+    spec: SweepSpec | str | os.PathLike,
+    *,
+    overrides: dict[str, Any] | None = None,
+    mirror: str | os.PathLike | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    results_dir: str | os.PathLike | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    address: str | None = None,
+    verbose: bool = False,
+    report: bool = True,
+    log=print,
+) -> Path:
+    """Run a whole sweep (a spec object or a YAML path), then print its leaderboard and write its report.
+
+    Returns the results folder holding trials.parquet, epochs.parquet, sweep.yaml and report.html.
+    """
+    from mmray.orchestration.sweep import run_sweep as run_on_ray
+
+    if not isinstance(spec, SweepSpec):
+        spec = load_spec(spec, overrides)
+    out = run_on_ray(spec, mirror=mirror, cache_dir=cache_dir, results_dir=results_dir, resume=resume,
+                     overwrite=overwrite, address=address, verbose=verbose, log=log)
+    results = load_results(out)
+    board = leaderboard(results.trials, spec.search.metric, spec.search.mode,
+                        columns=tuple(c for c in LEADERBOARD_COLUMNS if c != spec.search.metric))
+    log(f"\n[mmray] leaderboard ({spec.search.metric}, best trial per benchmark and method)\n"
+        + format_table(board))
+    if report:
+        log(f"[mmray] report: {build_report(out)}")
+    log(f"[mmray] results: {out}")
+    return out
+
+
+def data_info(benchmark: str, params: dict | None = None, cache_dir=None) -> PreparedData:
+    """The prepared shard set for these parameters, or a DataError saying how to prepare it."""
+    _, resolved = resolve_params(benchmark, params)
+    path = shard_dir(benchmark, resolved, cache_dir)
+    if not path.exists():
+        raise DataError(f"{benchmark} is not prepared with these parameters (would be at {path}); "
+                        f"run `mmray data prepare {benchmark}`")
+    return load_prepared(path)
+
+
+def data_verify(benchmark: str, params: dict | None = None, cache_dir=None) -> PreparedData:
+    return verify_prepared(data_info(benchmark, params, cache_dir).path)
+
+
+__all__ = ["build_report", "data_info", "data_verify", "load_results", "load_spec", "prepare", "run_sweep"]

@@ -1,0 +1,156 @@
+"""`mmray`: the command line, a thin layer over mmray.api. Errors a user can fix print as one line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+import yaml
+
+from mmray.errors import MmrayError
+
+EXAMPLES = """examples:
+  mmray sweep sweeps/demo.yaml                      run the embedded demo sweep (no data files needed)
+  mmray sweep sweeps/avmnist-pavlov.yaml --mirror ../shared/datasets
+  mmray sweep sweeps/demo.yaml --set search.num_samples=2 --set train.epochs=2
+  mmray report results/demo                         rebuild results/demo/report.html
+  mmray data prepare avmnist --mirror ../shared/datasets
+  mmray list                                        methods, benchmarks and their parameters
+"""
+
+
+def _key_values(pairs: list[str]) -> dict[str, Any]:
+    """--set a.b=value pairs; values are parsed as YAML, so numbers, lists and booleans keep their type."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise MmrayError(f"--set {pair!r}: expected KEY=VALUE, e.g. --set train.epochs=2")
+        out[key] = yaml.safe_load(value)
+    return out
+
+
+def _data_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--mirror", metavar="DIR",
+                        help="local folder holding raw datasets (default: $MMRAY_DATA_MIRROR; unset = download)")
+    parser.add_argument("--cache", metavar="DIR", help="shard cache (default: $MMRAY_CACHE or ~/.cache/mmray)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mmray", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES,
+        description="Ray-distributed hyperparameter sweeps for multimodal representation learning: "
+                    "prepare benchmarks as Parquet shards, search methods with Ray Tune + Optuna + ASHA, "
+                    "and read the results as tables and an HTML report.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sweep = commands.add_parser(
+        "sweep", help="run a sweep specification (YAML)",
+        description="Validate a sweep file, prepare its benchmarks, run every trial on Ray (one TorchTrainer per "
+                    "trial, Optuna search, ASHA early stopping), write results/<name>/trials.parquet and "
+                    "epochs.parquet as trials finish, then print the leaderboard and write report.html.")
+    sweep.add_argument("spec", help="sweep file, e.g. sweeps/demo.yaml")
+    sweep.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a spec value by its dotted key (repeatable), e.g. search.num_samples=2")
+    _data_options(sweep)
+    sweep.add_argument("--results", metavar="DIR",
+                       help="results folder of this sweep (default: <storage_path>/<name> from the spec)")
+    sweep.add_argument("--resume", action="store_true",
+                       help="continue an interrupted sweep in the same results folder: finished trials are kept")
+    sweep.add_argument("--overwrite", action="store_true", help="delete earlier results of this sweep first")
+    sweep.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else a local instance)")
+    sweep.add_argument("--no-report", action="store_true", help="skip writing report.html")
+    sweep.add_argument("--validate", action="store_true", help="only check the spec, then exit")
+    sweep.add_argument("-v", "--verbose", action="store_true", help="show Ray's own logs and progress bars")
+
+    report = commands.add_parser("report", help="(re)build a sweep's HTML report from its results tables")
+    report.add_argument("results", help="a sweep's results folder, e.g. results/demo")
+    report.add_argument("--out", help="where to write the HTML (default: RESULTS/report.html)")
+
+    data = commands.add_parser("data", help="prepare, inspect and verify benchmark shards")
+    data_commands = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    for action, text in (("prepare", "build a benchmark's Parquet shards (reused when already cached)"),
+                         ("info", "show where a prepared benchmark lies, its counts and shapes"),
+                         ("verify", "re-check every shard's checksum, shape and row count")):
+        sub = data_commands.add_parser(action, help=text, description=text)
+        sub.add_argument("benchmark", help="benchmark name (see `mmray list`)")
+        sub.add_argument("--set", dest="params", action="append", default=[], metavar="KEY=VALUE",
+                         help="a benchmark parameter (repeatable), e.g. n_mels=64")
+        _data_options(sub)
+        if action == "prepare":
+            sub.add_argument("--force", action="store_true", help="rebuild even if cached")
+
+    commands.add_parser("list", help="list the registered methods and benchmarks with their parameters")
+    return parser
+
+
+def _list() -> None:
+    from mmray.data.benchmarks import BENCHMARKS
+    from mmray.methods import METHODS
+
+    for title, registry in (("methods", METHODS), ("benchmarks", BENCHMARKS)):
+        print(f"{title}:")
+        for name in registry.names():
+            params = registry.get(name).Params.model_fields
+            print(f"  {name}: " + ", ".join(f"{k}={v.default!r}" for k, v in params.items()))
+
+
+def _summary(prepared) -> str:
+    m = prepared.manifest
+    lines = [f"benchmark  {m['benchmark']}", f"path       {prepared.path}",
+             "modalities " + ", ".join(f"{s.name} ({s.kind}) {s.shape}" for s in prepared.modalities),
+             f"classes    {', '.join(prepared.class_names)}"]
+    for split, entry in m["splits"].items():
+        lines.append(f"{split:<10} {entry['rows']} rows, labels {json.dumps(entry['label_counts'])}")
+    lines.append(f"params     {json.dumps(m['params'])}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> None:
+    from mmray import api
+
+    if args.command == "sweep":
+        overrides = _key_values(args.overrides)
+        spec = api.load_spec(args.spec, overrides)
+        if args.validate:
+            print(f"{args.spec}: valid ({len(spec.benchmarks)} benchmark(s) x {len(spec.methods)} method(s) x "
+                  f"{len(spec.seeds)} seed(s), {spec.search.num_samples} trials each)")
+            return
+        api.run_sweep(spec, mirror=args.mirror, cache_dir=args.cache, results_dir=args.results,
+                      resume=args.resume, overwrite=args.overwrite, address=args.address,
+                      verbose=args.verbose, report=not args.no_report)
+    elif args.command == "report":
+        print(api.build_report(args.results, args.out))
+    elif args.command == "data":
+        params = _key_values(args.params)
+        if args.data_command == "prepare":
+            prepared = api.prepare(args.benchmark, params, mirror=args.mirror, cache_dir=args.cache,
+                                   force=args.force)
+        elif args.data_command == "info":
+            prepared = api.data_info(args.benchmark, params, args.cache)
+        else:
+            prepared = api.data_verify(args.benchmark, params, args.cache)
+            print(f"verified: every shard matches its checksum, shape and row count")
+        print(_summary(prepared))
+    elif args.command == "list":
+        _list()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        run(args)
+    except MmrayError as exc:
+        print(f"mmray: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("mmray: interrupted; `mmray sweep SPEC --resume` continues a sweep where it stopped",
+              file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,246 @@
+"""The typed sweep specification (YAML under sweeps/) and its validation.
+
+Everything is checked before Ray starts: an unknown key, a bad range, an unknown method or benchmark, or a
+method that cannot run on a benchmark is one `SpecError` line naming the file, the key and the valid choices.
+"""
+
+from __future__ import annotations
+
+import builtins
+import os
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from mmray.errors import SpecError
+from mmray.training import TrainParams
+
+DIM_KINDS = ("choice", "uniform", "loguniform", "int")
+
+
+class SearchDim(BaseModel):
+    """One searched value: exactly one of choice / uniform / loguniform / int (inclusive integer range)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    choice: list[Any] | None = None
+    uniform: tuple[float, float] | None = None
+    loguniform: tuple[float, float] | None = None
+    # `builtins.int`: inside the class body the name `int` is this field (default None), so a bare
+    # `tuple[int, int]` resolved to tuple[None, None] and rejected every integer range.
+    int: tuple[builtins.int, builtins.int] | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self):
+        given = [k for k in DIM_KINDS if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of {', '.join(DIM_KINDS)} (got {given or 'none'})")
+        kind = given[0]
+        if kind == "choice":
+            if not self.choice:
+                raise ValueError("choice needs at least one value")
+        else:
+            low, high = getattr(self, kind)
+            if not low < high:
+                raise ValueError(f"{kind} range [{low}, {high}]: low must be below high")
+            if kind == "loguniform" and low <= 0:
+                raise ValueError(f"loguniform range [{low}, {high}]: low must be positive")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in DIM_KINDS if getattr(self, k) is not None)
+
+    def sample_values(self) -> list[Any]:
+        """Values that stand for the whole dimension when type-checking it against a parameter model."""
+        return list(self.choice) if self.kind == "choice" else list(getattr(self, self.kind))
+
+    def to_tune(self):
+        from ray import tune
+
+        if self.kind == "choice":
+            return tune.choice(self.choice)
+        if self.kind == "uniform":
+            return tune.uniform(*self.uniform)
+        if self.kind == "loguniform":
+            return tune.loguniform(*self.loguniform)
+        return tune.randint(self.int[0], self.int[1] + 1)  # randint's upper bound is exclusive
+
+
+class BenchmarkEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class SearchConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    algorithm: Literal["optuna", "random"] = "optuna"
+    metric: str = "val/fused_acc"
+    mode: Literal["max", "min"] = "max"
+    num_samples: int = Field(8, ge=1)
+    max_concurrent_trials: int | None = Field(None, ge=1, description="None: as many as the CPUs allow")
+    seed: int = 0
+
+
+class SchedulerConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    type: Literal["asha", "none"] = "asha"
+    grace_period: int = Field(1, ge=1)
+    reduction_factor: float = Field(2.0, gt=1)
+
+
+class ResourcesConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    workers_per_trial: int = Field(1, ge=1)
+    cpus_per_worker: float = Field(1, gt=0)
+    gpus_per_worker: float = Field(0, ge=0)
+    torch_threads: int | None = Field(None, ge=1, description="None: one per CPU of the worker")
+
+
+class SweepSpec(BaseModel):
+    """A whole sweep: which benchmarks x methods x seeds, what to search, how to schedule, where to write."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str = ""
+    benchmarks: list[BenchmarkEntry] = Field(min_length=1)
+    methods: list[str] = Field(min_length=1)
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    train: dict[str, Any] = Field(default_factory=dict)
+    method_params: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    search_space: dict[str, SearchDim] = Field(default_factory=dict)
+    search: SearchConfig = SearchConfig()
+    scheduler: SchedulerConfig = SchedulerConfig()
+    resources: ResourcesConfig = ResourcesConfig()
+    storage_path: str = "results"
+
+    @field_validator("benchmarks", mode="before")
+    @classmethod
+    def _names_to_entries(cls, value):
+        if isinstance(value, list):
+            return [{"name": v} if isinstance(v, str) else v for v in value]
+        return value
+
+    @field_validator("search_space", mode="before")
+    @classmethod
+    def _search_dims(cls, value):
+        # A plain value pins the parameter; a mapping is a searched dimension.
+        if isinstance(value, dict):
+            return {k: v if isinstance(v, dict) else {"choice": [v]} for k, v in value.items()}
+        return value
+
+    @property
+    def train_params(self) -> TrainParams:
+        return TrainParams.model_validate(self.train)
+
+    def results_dir(self) -> Path:
+        """Absolute folder of this sweep's results (Ray needs absolute storage paths)."""
+        if "://" in self.storage_path:
+            raise SpecError("remote storage_path is set with --storage on the command line")
+        return (Path(self.storage_path).expanduser().resolve() / self.name)
+
+
+def _one_line(exc: ValidationError, source: str, model: type[BaseModel]) -> SpecError:
+    error = exc.errors()[0]
+    location = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    if error["type"] == "extra_forbidden":
+        parent: Any = model
+        parts = list(error["loc"][:-1])
+        while parts and parent is not None:
+            if get_origin(parent) in (dict, list):  # skip the mapping key / list index
+                parent, parts = get_args(parent)[-1], parts[1:]
+                continue
+            field = parent.model_fields.get(str(parts.pop(0))) if isinstance(parent, type) else None
+            parent = field.annotation if field is not None else None
+        valid = ", ".join(parent.model_fields) if isinstance(parent, type) and issubclass(parent, BaseModel) else "?"
+        return SpecError(f"{source}: unknown key '{location}' (valid keys: {valid})")
+    return SpecError(f"{source}: {location}: {error['msg']}")
+
+
+def _check_params(model: type[BaseModel], values: dict[str, Any], source: str, what: str) -> None:
+    try:
+        model.model_validate(values)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        key = ".".join(str(part) for part in error["loc"])
+        if error["type"] == "extra_forbidden":
+            raise SpecError(f"{source}: {what} has no parameter '{key}' "
+                            f"(valid: {', '.join(model.model_fields)})") from None
+        raise SpecError(f"{source}: {what} parameter '{key}': {error['msg']}") from None
+
+
+def validate_spec(spec: SweepSpec, source: str = "<spec>") -> SweepSpec:
+    """Cross-checks a parsed spec against the registries and the parameter models."""
+    from mmray.data.benchmarks import BENCHMARKS
+    from mmray.data.prepare import resolve_params
+    from mmray.methods import METHODS
+
+    for method in spec.methods:
+        if method not in METHODS:
+            raise SpecError(f"{source}: methods: unknown method {method!r} (valid: {', '.join(METHODS.names())})")
+    for method in spec.method_params:
+        if method not in spec.methods:
+            raise SpecError(f"{source}: method_params.{method}: {method!r} is not in methods {spec.methods}")
+    for entry in spec.benchmarks:
+        if entry.name not in BENCHMARKS:
+            raise SpecError(f"{source}: benchmarks: unknown benchmark {entry.name!r} "
+                            f"(valid: {', '.join(BENCHMARKS.names())})")
+    _check_params(TrainParams, spec.train, source, "train")
+    for method in spec.methods:
+        _check_params(METHODS.get(method).Params, spec.method_params.get(method, {}), source, f"method {method}")
+
+    for key, dim in spec.search_space.items():
+        scope, _, field = key.partition(".")
+        if not field:
+            raise SpecError(f"{source}: search_space key '{key}' must look like train.lr, method.latent_dim, "
+                            "<method>.latent_dim or benchmark.n_mels")
+        if scope == "train":
+            targets = [(TrainParams, "train")]
+        elif scope == "method":
+            targets = [(METHODS.get(m).Params, f"method {m}") for m in spec.methods]
+        elif scope in spec.methods:
+            targets = [(METHODS.get(scope).Params, f"method {scope}")]
+        elif scope == "benchmark":
+            targets = [(BENCHMARKS.get(b.name).Params, f"benchmark {b.name}") for b in spec.benchmarks]
+        else:
+            raise SpecError(f"{source}: search_space key '{key}': '{scope}' is not train, method, benchmark "
+                            f"or one of the sweep's methods {spec.methods}")
+        for model, what in targets:
+            for value in dim.sample_values():
+                _check_params(model, {field: value}, f"{source}: search_space.{key}", what)
+
+    for entry in spec.benchmarks:
+        bench, params = resolve_params(entry.name, entry.params)
+        modalities = bench.modalities(params)
+        for method in spec.methods:
+            reason = METHODS.get(method).incompatibility(modalities)
+            if reason:
+                raise SpecError(f"{source}: method {method!r} cannot run on benchmark {entry.name!r}: {reason}")
+    return spec
+
+
+def load_spec(path: str | os.PathLike, overrides: dict[str, Any] | None = None) -> SweepSpec:
+    """Read, override (dotted keys, e.g. {'search.num_samples': 2}) and validate a sweep file."""
+    path = Path(path)
+    if not path.exists():
+        raise SpecError(f"sweep file {path} does not exist (sweep files live in sweeps/)")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        detail = " ".join(str(exc).split())  # PyYAML's message spans lines; SpecErrors are one line
+        raise SpecError(f"{path}: not valid YAML ({detail})") from exc
+    if not isinstance(raw, dict):
+        raise SpecError(f"{path}: the top level must be a mapping of keys (name, benchmarks, methods, ...)")
+    for dotted, value in (overrides or {}).items():
+        node = raw
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    try:
+        spec = SweepSpec.model_validate(raw)
+    except ValidationError as exc:
+        raise _one_line(exc, str(path), SweepSpec) from None
+    return validate_spec(spec, str(path))

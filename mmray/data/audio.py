@@ -1,0 +1,39 @@
+"""Audio preprocessing with librosa/soundfile (torchaudio is not required)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import librosa
+import numpy as np
+import soundfile as sf
+
+from mmray.errors import DataError
+
+
+def read_wav(path: Path, sample_rate: int) -> np.ndarray:
+    """Mono float32 waveform at `sample_rate`, resampled if the file has another rate."""
+    if not path.exists() or path.stat().st_size == 0:
+        raise DataError(f"audio file {path} is missing or empty; restore it from the dataset source")
+    try:
+        wave, rate = sf.read(path, dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError) as exc:
+        raise DataError(f"audio file {path} cannot be decoded ({exc}); replace it with a valid WAV") from exc
+    wave = wave.mean(axis=1)
+    if rate != sample_rate:
+        wave = librosa.resample(wave, orig_sr=rate, target_sr=sample_rate)
+    return wave
+
+
+def log_mel(wave: np.ndarray, sample_rate: int, n_mels: int, n_fft: int, hop_length: int, frames: int) -> np.ndarray:
+    """Log-mel spectrogram (n_mels, frames): centre-cropped or zero-padded (in power) to a fixed width."""
+    mel = librosa.feature.melspectrogram(
+        y=wave, sr=sample_rate, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels, power=2.0
+    )
+    if mel.shape[1] >= frames:
+        start = (mel.shape[1] - frames) // 2
+        mel = mel[:, start:start + frames]
+    else:
+        pad = frames - mel.shape[1]
+        mel = np.pad(mel, ((0, 0), (pad // 2, pad - pad // 2)))
+    return np.log(mel + 1e-6).astype(np.float32)

@@ -1,0 +1,170 @@
+"""AV-MNIST: MNIST digits paired with spoken digits from the Free Spoken Digit Dataset (FSDD).
+
+Every MNIST image is paired with a random FSDD recording of the same digit from the same split.
+FSDD's official split puts recording index 0-4 in test and 5-49 in train; we hold recordings
+5..(5+val_recordings-1) and `n_val_images` MNIST training images out of train as the validation split,
+so test pairs use only test recordings and test images, and no split shares a recording with another.
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+import zipfile
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from mmray.data.audio import log_mel, read_wav
+from mmray.data.sources import download
+from mmray.data.spec import Benchmark, BenchmarkParams, ModalitySpec, SplitArrays
+from mmray.errors import DataError
+
+MNIST_URLS = (  # canonical idx files; the second is the long-lived copy torchvision uses
+    "https://yann.lecun.com/exdb/mnist/",
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+)
+MNIST_FILES = {
+    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+}
+FSDD_COMMIT = "26eb9aaf76e81b692f806f9140c2d2777410d7a1"
+FSDD_ZIP = f"https://github.com/Jakobovski/free-spoken-digit-dataset/archive/{FSDD_COMMIT}.zip"
+FSDD_NAME = re.compile(r"^(\d)_([a-z]+)_(\d+)\.wav$")
+
+
+class AVMNISTParams(BenchmarkParams):
+    sample_rate: int = 8000
+    n_mels: int = 40
+    n_fft: int = 512
+    hop_length: int = 200  # 25 ms at 8 kHz: 40 frames cover 1 s, longer than 99 % of FSDD recordings
+    frames: int = 40
+    n_val_images: int = 5000
+    val_recordings: int = 5  # recording indices 5..9 of each speaker and digit
+    max_train: int | None = None  # cap on pairs per split, for quick tests
+    max_eval: int | None = None
+
+
+def fetch_mnist(folder: Path) -> None:
+    for split, (images_name, labels_name) in MNIST_FILES.items():
+        arrays = {}
+        for key, name in (("images", images_name), ("labels", labels_name)):
+            for base in MNIST_URLS:
+                try:
+                    path = download(base + name, folder / name)
+                    break
+                except DataError as exc:
+                    error = exc
+            else:
+                raise error
+            with gzip.open(path, "rb") as f:
+                raw = f.read()
+            arrays[key] = (np.frombuffer(raw, np.uint8, offset=16).reshape(-1, 28, 28) if key == "images"
+                           else np.frombuffer(raw, np.uint8, offset=8).astype(np.int64))
+        np.savez(folder / f"{split}.npz", **arrays)
+
+
+def fetch_fsdd(folder: Path) -> None:
+    archive = download(FSDD_ZIP, folder / "fsdd.zip")
+    (folder / "recordings").mkdir(exist_ok=True)
+    with zipfile.ZipFile(archive) as z:
+        for member in z.namelist():
+            if "/recordings/" in member and member.endswith(".wav"):
+                (folder / "recordings" / Path(member).name).write_bytes(z.read(member))
+
+
+def load_mnist(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+    path = folder / f"{split}.npz"
+    try:
+        with np.load(path) as data:
+            images, labels = data["images"], data["labels"]
+    except (OSError, KeyError, ValueError) as exc:
+        raise DataError(f"{path} is not an MNIST npz with 'images' and 'labels' ({exc}); "
+                        "restore it from the mirror or delete it to download again") from exc
+    if images.shape[1:] != (28, 28) or len(images) != len(labels):
+        raise DataError(f"{path}: images {images.shape} / labels {labels.shape}, expected (N, 28, 28) / (N,)")
+    return images, labels
+
+
+def fsdd_recordings(folder: Path) -> list[tuple[Path, int, str, int]]:
+    """(path, digit, speaker, index) for every recording, sorted by name."""
+    recordings = []
+    for path in sorted((folder / "recordings").glob("*.wav")):
+        match = FSDD_NAME.match(path.name)
+        if match is None:
+            raise DataError(f"{path}: not an FSDD name like 7_george_12.wav; remove or rename it")
+        recordings.append((path, int(match[1]), match[2], int(match[3])))
+    if not recordings:
+        raise DataError(f"no FSDD recordings in {folder / 'recordings'}")
+    return recordings
+
+
+def fsdd_split(index: int, val_recordings: int) -> str:
+    if index < 5:
+        return "test"
+    return "val" if index < 5 + val_recordings else "train"
+
+
+def pair_with_audio(labels: np.ndarray, audio: np.ndarray, audio_digits: np.ndarray,
+                    rng: np.random.Generator) -> np.ndarray:
+    """For each image label, the index of a random recording of the same digit."""
+    choice = np.empty(len(labels), np.int64)
+    for digit in range(10):
+        candidates = np.flatnonzero(audio_digits == digit)
+        where = np.flatnonzero(labels == digit)
+        if len(where) and not len(candidates):
+            raise DataError(f"no FSDD recording of digit {digit} in this split; the recordings are incomplete")
+        choice[where] = rng.choice(candidates, len(where))
+    return choice
+
+
+class AVMNIST(Benchmark):
+    name = "avmnist"
+    Params = AVMNISTParams
+
+    def modalities(self, p: AVMNISTParams) -> tuple[ModalitySpec, ...]:
+        return (ModalitySpec("image", "image", (1, 28, 28)), ModalitySpec("audio", "audio", (1, p.n_mels, p.frames)))
+
+    def class_names(self, p: AVMNISTParams) -> tuple[str, ...]:
+        return tuple(str(d) for d in range(10))
+
+    def build(self, p: AVMNISTParams, raw) -> tuple[dict[str, SplitArrays], dict]:
+        rng = np.random.default_rng(p.seed)
+        mnist = raw.folder("mnist", fetch_mnist, "test.npz")
+        fsdd = raw.folder("fsdd", fetch_fsdd, "recordings")
+        recordings = fsdd_recordings(fsdd)
+        mels = np.stack([
+            log_mel(read_wav(path, p.sample_rate), p.sample_rate, p.n_mels, p.n_fft, p.hop_length, p.frames)
+            for path, *_ in tqdm(recordings, desc="FSDD log-mel", unit="wav", leave=False)
+        ])
+        digits = np.array([r[1] for r in recordings])
+        audio_split = np.array([fsdd_split(r[3], p.val_recordings) for r in recordings])
+        train_audio = audio_split == "train"
+        mean, std = float(mels[train_audio].mean()), float(mels[train_audio].std())
+        mels = (mels - mean) / std
+
+        train_images, train_labels = load_mnist(mnist, "train")
+        test_images, test_labels = load_mnist(mnist, "test")
+        held_out = rng.permutation(len(train_images))
+        image_sets = {
+            "train": (train_images[held_out[p.n_val_images:]], train_labels[held_out[p.n_val_images:]]),
+            "val": (train_images[held_out[:p.n_val_images]], train_labels[held_out[:p.n_val_images]]),
+            "test": (test_images, test_labels),
+        }
+        splits = {}
+        for split, (images, labels) in image_sets.items():
+            limit = p.max_train if split == "train" else p.max_eval
+            if limit is not None:
+                images, labels = images[:limit], labels[:limit]
+            in_split = np.flatnonzero(audio_split == split)
+            audio_index = in_split[pair_with_audio(labels, mels[in_split], digits[in_split], rng)]
+            splits[split] = SplitArrays(
+                labels.astype(np.int64),
+                {"image": (images.astype(np.float32) / 255.0)[:, None], "audio": mels[audio_index][:, None]},
+            )
+        extra = {
+            "normalization": {"audio_log_mel_mean": mean, "audio_log_mel_std": std, "image": "pixels / 255"},
+            "recordings_per_split": {s: int((audio_split == s).sum()) for s in ("train", "val", "test")},
+        }
+        return splits, extra

@@ -1,0 +1,97 @@
+"""prepare(): build a benchmark's shard set once per preprocessing parameters, then reuse it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+from filelock import FileLock
+
+from mmray.data.benchmarks import BENCHMARKS
+from mmray.data.shards import FORMAT_VERSION, MANIFEST, PreparedData, load_prepared, write_split
+from mmray.data.sources import RawData, cache_root
+from mmray.data.spec import SPLITS, Benchmark, BenchmarkParams
+from mmray.errors import DataError, SpecError
+
+
+def resolve_params(benchmark: str, params: dict | BenchmarkParams | None = None) -> tuple[Benchmark, BenchmarkParams]:
+    bench: Benchmark = BENCHMARKS.get(benchmark)()
+    if isinstance(params, BenchmarkParams):
+        return bench, params
+    from pydantic import ValidationError
+
+    try:
+        return bench, bench.Params.model_validate(params or {})
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        valid = ", ".join(bench.Params.model_fields)
+        raise SpecError(f"benchmark {benchmark!r} parameters: {problems} (valid parameters: {valid})") from exc
+
+
+def cache_key(benchmark: str, params: BenchmarkParams) -> str:
+    payload = json.dumps({"benchmark": benchmark, "format": FORMAT_VERSION, "params": params.model_dump()},
+                         sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def shard_dir(benchmark: str, params: BenchmarkParams, cache_dir=None) -> Path:
+    return cache_root(cache_dir) / "shards" / benchmark / cache_key(benchmark, params)
+
+
+def prepare(
+    benchmark: str,
+    params: dict | BenchmarkParams | None = None,
+    *,
+    mirror: str | os.PathLike | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    force: bool = False,
+    log=print,
+) -> PreparedData:
+    """Return the benchmark's shard set for these parameters, building it if it is not in the cache.
+
+    Building happens in a hidden temporary folder renamed into place at the end, under a file lock,
+    so concurrent trials never see or build a half-written set.
+    """
+    bench, resolved = resolve_params(benchmark, params)
+    out = shard_dir(benchmark, resolved, cache_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(out) + ".lock"):
+        if out.exists() and not force:
+            try:
+                return load_prepared(out)
+            except DataError as exc:
+                log(f"[mmray] cached shards unusable ({exc}); rebuilding")
+        started = time.perf_counter()
+        log(f"[mmray] preparing {benchmark} -> {out}")
+        splits, extra = bench.build(resolved, RawData(mirror, cache_dir))
+        missing = [s for s in SPLITS if s not in splits]
+        if missing:
+            raise DataError(f"benchmark {benchmark} built no {missing} split(s)")
+        specs = bench.modalities(resolved)
+        tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        entries, first = {}, 0
+        for split in SPLITS:
+            entries[split] = write_split(tmp, split, splits[split], specs, first_pair_id=first)
+            first += len(splits[split])
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "benchmark": benchmark,
+            "params": resolved.model_dump(),
+            "modalities": [s.to_json() for s in specs],
+            "class_names": list(bench.class_names(resolved)),
+            "splits": entries,
+            "prepare_seconds": round(time.perf_counter() - started, 2),
+            **extra,
+        }
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+        counts = ", ".join(f"{s} {entries[s]['rows']}" for s in SPLITS)
+        log(f"[mmray] prepared {benchmark}: {counts} rows in {manifest['prepare_seconds']} s")
+        return load_prepared(out)

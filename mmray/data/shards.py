@@ -1,0 +1,159 @@
+"""The shard format: per split, Parquet files with one row per paired example, plus manifest.json.
+
+Row: `pair_id` (int64), `label` (int64), `split` (string), and one FixedSizeList<float32> column per
+modality holding the flattened array; its shape is in the manifest and in the Parquet schema metadata.
+The manifest is written last, so a folder without one is never taken as a complete shard set.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from mmray.data.spec import SPLITS, ModalitySpec, SplitArrays
+from mmray.errors import DataError
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+ROWS_PER_SHARD = 8192
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _table(split: str, pair_ids: np.ndarray, arrays: SplitArrays, specs: tuple[ModalitySpec, ...]) -> pa.Table:
+    columns = {
+        "pair_id": pa.array(pair_ids, pa.int64()),
+        "label": pa.array(arrays.labels.astype(np.int64), pa.int64()),
+        "split": pa.array([split] * len(pair_ids), pa.string()),
+    }
+    for spec in specs:
+        values = np.ascontiguousarray(arrays.modalities[spec.name], dtype=np.float32)
+        if values.shape[1:] != spec.shape:
+            raise DataError(f"modality {spec.name!r}: built shape {values.shape[1:]}, declared {spec.shape}")
+        columns[spec.name] = pa.FixedSizeListArray.from_arrays(pa.array(values.reshape(-1)), spec.size)
+    metadata = {b"mmray.shapes": json.dumps({s.name: list(s.shape) for s in specs}).encode()}
+    return pa.table(columns).replace_schema_metadata(metadata)
+
+
+def write_split(
+    out_dir: Path, split: str, arrays: SplitArrays, specs: tuple[ModalitySpec, ...], first_pair_id: int
+) -> dict:
+    """Write one split as Parquet shards; return its manifest entry."""
+    split_dir = out_dir / split
+    split_dir.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for index, start in enumerate(range(0, len(arrays), ROWS_PER_SHARD)):
+        stop = min(start + ROWS_PER_SHARD, len(arrays))
+        chunk = SplitArrays(arrays.labels[start:stop], {k: v[start:stop] for k, v in arrays.modalities.items()})
+        path = split_dir / f"part-{index:05d}.parquet"
+        pq.write_table(_table(split, np.arange(first_pair_id + start, first_pair_id + stop), chunk, specs),
+                       path, compression="zstd")
+        files[path.name] = {"rows": stop - start, "sha256": sha256_file(path), "bytes": path.stat().st_size}
+    labels, counts = np.unique(arrays.labels, return_counts=True)
+    return {
+        "rows": len(arrays),
+        "label_counts": {str(int(k)): int(v) for k, v in zip(labels, counts)},
+        "files": files,
+    }
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    """A complete shard set on disk and what its manifest says."""
+
+    path: Path
+    manifest: dict
+
+    @property
+    def modalities(self) -> tuple[ModalitySpec, ...]:
+        return tuple(ModalitySpec.from_json(m) for m in self.manifest["modalities"])
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return tuple(self.manifest["class_names"])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.manifest["class_names"])
+
+    def split_dir(self, split: str) -> Path:
+        if split not in self.manifest["splits"]:
+            raise DataError(f"{self.path} has no split {split!r}; it has {sorted(self.manifest['splits'])}")
+        return self.path / split
+
+    def split_files(self, split: str) -> list[str]:
+        return [str(self.split_dir(split) / name) for name in sorted(self.manifest["splits"][split]["files"])]
+
+    def rows(self, split: str) -> int:
+        return self.manifest["splits"][split]["rows"]
+
+
+def load_prepared(path: str | Path) -> PreparedData:
+    """Open a shard set, checking that the files the manifest lists are there with their recorded sizes."""
+    path = Path(path)
+    manifest_path = path / MANIFEST
+    if not manifest_path.exists():
+        raise DataError(f"{path} is not a complete shard set (no {MANIFEST}); run `mmray data prepare` again")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{manifest_path} is not valid JSON ({exc}); delete {path} and prepare again") from exc
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise DataError(f"{path} has shard format {manifest.get('format_version')}, this mmray reads "
+                        f"{FORMAT_VERSION}; delete it and prepare again")
+    for split, entry in manifest["splits"].items():
+        for name, info in entry["files"].items():
+            file = path / split / name
+            if not file.exists() or file.stat().st_size != info["bytes"]:
+                raise DataError(f"shard {file} is missing or truncated (expected {info['bytes']} bytes); "
+                                f"run `mmray data prepare {manifest['benchmark']} --force`")
+    return PreparedData(path, manifest)
+
+
+def verify_prepared(path: str | Path) -> PreparedData:
+    """Re-check every shard's checksum, schema, shapes and row count against the manifest."""
+    prepared = load_prepared(path)
+    specs = prepared.modalities
+    benchmark = prepared.manifest["benchmark"]
+    for split in prepared.manifest["splits"]:
+        for name, info in prepared.manifest["splits"][split]["files"].items():
+            file = prepared.path / split / name
+            if sha256_file(file) != info["sha256"]:
+                raise DataError(f"shard {file} fails its checksum (changed since it was written); "
+                                f"run `mmray data prepare {benchmark} --force`")
+            schema = pq.read_schema(file)
+            for spec in specs:
+                field = schema.field(spec.name) if spec.name in schema.names else None
+                if field is None or field.type.list_size != spec.size:
+                    raise DataError(f"shard {file}: column {spec.name!r} does not hold {spec.shape} arrays")
+            if pq.ParquetFile(file).metadata.num_rows != info["rows"]:
+                raise DataError(f"shard {file} has {pq.ParquetFile(file).metadata.num_rows} rows, "
+                                f"the manifest says {info['rows']}")
+    return prepared
+
+
+def read_split(prepared: PreparedData, split: str, limit: int | None = None) -> SplitArrays:
+    """Read a split into memory (for evaluation outside Ray, notebooks and the plain-loop baseline)."""
+    table = pq.read_table(prepared.split_files(split))
+    if limit is not None:
+        table = table.slice(0, limit)
+    modalities = {
+        spec.name: table.column(spec.name).combine_chunks().flatten().to_numpy().reshape(-1, *spec.shape)
+        for spec in prepared.modalities
+    }
+    return SplitArrays(table.column("label").to_numpy(), modalities)
+
+
+__all__ = ["SPLITS", "PreparedData", "load_prepared", "read_split", "verify_prepared", "write_split"]

@@ -1,0 +1,79 @@
+"""Where raw datasets come from: a local mirror folder when given, else a download into the cache."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+from mmray.errors import DataError
+
+MIRROR_ENV = "MMRAY_DATA_MIRROR"
+CACHE_ENV = "MMRAY_CACHE"
+
+
+def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
+    if cache_dir is not None:
+        return Path(cache_dir).expanduser().resolve()
+    return Path(os.environ.get(CACHE_ENV, "~/.cache/mmray")).expanduser().resolve()
+
+
+def mirror_root(mirror: str | os.PathLike | None = None) -> Path | None:
+    """The mirror folder from the argument or MMRAY_DATA_MIRROR; None means: download."""
+    value = mirror if mirror is not None else os.environ.get(MIRROR_ENV) or None
+    if value is None:
+        return None
+    path = Path(value).expanduser().resolve()
+    if not path.is_dir():
+        raise DataError(
+            f"data mirror {path} does not exist; point --mirror or {MIRROR_ENV} at a folder holding "
+            "the datasets (e.g. ../shared/datasets), or unset it to download"
+        )
+    return path
+
+
+def download(url: str, dest: Path) -> Path:
+    """Fetch `url` to `dest` atomically; a clear error when offline."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.")
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response, os.fdopen(fd, "wb") as out:
+            shutil.copyfileobj(response, out)
+        os.replace(tmp, dest)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise DataError(
+            f"could not download {url} ({exc}); on a machine without internet pass --mirror DIR "
+            f"or set {MIRROR_ENV} to a folder holding a copy of the dataset"
+        ) from exc
+    return dest
+
+
+class RawData:
+    """Resolves a raw dataset folder (e.g. 'mnist', 'fsdd') inside the mirror or the download cache."""
+
+    def __init__(self, mirror: str | os.PathLike | None = None, cache_dir: str | os.PathLike | None = None):
+        self.mirror = mirror_root(mirror)
+        self.download_root = cache_root(cache_dir) / "raw"
+
+    def folder(self, dataset: str, fetch: Callable[[Path], None], marker: str) -> Path:
+        """Folder holding `dataset`; `marker` is a path inside it that proves it is complete.
+
+        With a mirror the folder must be there already; otherwise `fetch(folder)` downloads it once.
+        """
+        if self.mirror is not None:
+            folder = self.mirror / dataset
+            if not (folder / marker).exists():
+                raise DataError(
+                    f"the data mirror {self.mirror} has no {dataset}/{marker}; copy the dataset there "
+                    f"or unset --mirror/{MIRROR_ENV} to download it"
+                )
+            return folder
+        folder = self.download_root / dataset
+        if not (folder / marker).exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            fetch(folder)
+        return folder

@@ -1,0 +1,13 @@
+"""Errors a user can act on. The CLI prints their message as one line, without a traceback."""
+
+
+class MmrayError(Exception):
+    """Base class: the message names the file or key at fault and says what to do."""
+
+
+class SpecError(MmrayError):
+    """A sweep specification is invalid."""
+
+
+class DataError(MmrayError):
+    """Raw data or prepared shards are missing, corrupt or inconsistent."""

@@ -1,0 +1,52 @@
+"""The method contract every method follows; evaluation only needs `embed`, so every metric fits every method."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from pydantic import BaseModel, ConfigDict
+from torch import nn
+
+from mmray.data.spec import ModalitySpec
+
+Batch = dict[str, torch.Tensor]  # modality name -> (B, *shape) float tensor, plus "label" -> (B,) long
+
+
+class MethodParams(BaseModel):
+    """A method's knobs, each a typed field with its default; a sweep may search any of them."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Method(nn.Module):
+    """A plain nn.Module: built from the benchmark's modality specs, no Ray inside."""
+
+    name: ClassVar[str]
+    Params: ClassVar[type[MethodParams]] = MethodParams
+    min_modalities: ClassVar[int] = 2
+
+    @classmethod
+    def incompatibility(cls, modalities: tuple[ModalitySpec, ...]) -> str | None:
+        """Why this method cannot run on a benchmark with these modalities, or None if it can."""
+        if len(modalities) < cls.min_modalities:
+            return f"needs at least {cls.min_modalities} modalities, the benchmark has {len(modalities)}"
+        return None
+
+    def __init__(self, modalities: tuple[ModalitySpec, ...], num_classes: int, params: MethodParams):
+        super().__init__()
+        self.modalities = modalities
+        self.num_classes = num_classes
+        self.params = params
+
+    def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
+        # Training calls the module itself so that DistributedDataParallel's hooks see the pass.
+        return self.losses(batch)
+
+    def losses(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """Named loss terms for a batch; the key 'loss' holds the weighted total to minimise."""
+        raise NotImplementedError
+
+    def embed(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """Per-modality embeddings (keyed by modality name) and their fusion (key 'fused')."""
+        raise NotImplementedError

@@ -1,0 +1,143 @@
+"""The sweep driver: one Tune run per (benchmark, method, seed), each searching with Optuna (or random)
+under ASHA (or no early stopping), all writing into one results folder."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from pathlib import Path
+
+import ray
+import yaml
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler
+from ray.tune.search.optuna import OptunaSearch
+
+from mmray.config import SweepSpec
+from mmray.data import prepare
+from mmray.data.sources import cache_root
+from mmray.errors import MmrayError
+from mmray.orchestration.recorder import ResultsRecorder
+from mmray.orchestration.trial import run_trial
+from mmray.results import schema
+
+TRIAL_DRIVER = "trial_driver"  # custom resource: trial drivers must not hold the CPUs Ray Data needs
+
+
+def ensure_ray(address: str | None = None, verbose: bool = False) -> None:
+    if ray.is_initialized():
+        return
+    os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1" if not verbose else "0")
+    quiet = {"log_to_driver": verbose, "logging_level": logging.INFO if verbose else logging.WARNING}
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, **quiet)
+    else:
+        ray.init(num_cpus=os.cpu_count(), resources={TRIAL_DRIVER: 1}, include_dashboard=False, **quiet)
+
+
+def trial_resources() -> tune.PlacementGroupFactory:
+    if ray.cluster_resources().get(TRIAL_DRIVER, 0) > 0:
+        return tune.PlacementGroupFactory([{"CPU": 0, TRIAL_DRIVER: 0.01}])
+    return tune.PlacementGroupFactory([{"CPU": 0.01}])
+
+
+def default_concurrency(spec: SweepSpec) -> int:
+    """As many trials as leave one CPU free for Ray Data reads, at least one."""
+    per_trial = spec.resources.workers_per_trial * spec.resources.cpus_per_worker
+    cpus = ray.cluster_resources().get("CPU", 1)
+    return max(1, int((cpus - 1) // per_trial))
+
+
+def param_space(spec: SweepSpec, benchmark, method: str, seed: int, *, mirror, cache_dir, results_dir) -> dict:
+    space = {
+        "sweep": spec.name,
+        "run": run_name(benchmark.name, method, seed),
+        "benchmark": benchmark.name,
+        "method": method,
+        "seed": seed,
+        "benchmark_params": dict(benchmark.params),
+        "method_params": dict(spec.method_params.get(method, {})),
+        "train": dict(spec.train),
+        "resources": spec.resources.model_dump(),
+        "mirror": str(mirror) if mirror else None,
+        "cache_dir": str(cache_dir),
+        "results_dir": str(results_dir),
+        "max_worker_failures": 1,
+    }
+    for key, dim in spec.search_space.items():
+        scope, _, field = key.partition(".")
+        if scope == "train":
+            space["train"][field] = dim.to_tune()
+        elif scope == "benchmark":
+            space["benchmark_params"][field] = dim.to_tune()
+        elif scope in ("method", method):
+            space["method_params"][field] = dim.to_tune()
+    return space
+
+
+def run_name(benchmark: str, method: str, seed: int) -> str:
+    return f"{benchmark}__{method}__seed{seed}"
+
+
+def run_sweep(spec: SweepSpec, *, mirror=None, cache_dir=None, results_dir: Path | None = None,
+              resume: bool = False, overwrite: bool = False, address: str | None = None,
+              verbose: bool = False, log=print) -> Path:
+    results_dir = Path(results_dir).resolve() if results_dir else spec.results_dir()
+    if results_dir.exists() and any(results_dir.iterdir()) and not (resume or overwrite):
+        raise MmrayError(f"{results_dir} already holds results; pass --resume to continue that sweep "
+                         "or --overwrite to start it again")
+    if overwrite and results_dir.exists():
+        shutil.rmtree(results_dir)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    (results_dir / schema.SPEC_FILE).write_text(yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False))
+    cache_dir = cache_root(cache_dir)
+
+    for entry in spec.benchmarks:  # prepare once here, with progress; trials then find the cached shards
+        if not any(key.startswith("benchmark.") for key in spec.search_space):
+            prepare(entry.name, entry.params, mirror=mirror, cache_dir=cache_dir, log=log)
+
+    ensure_ray(address, verbose)
+    recorder = ResultsRecorder(results_dir, spec.name, spec.search.metric, spec.search.mode, log=log)
+    concurrency = spec.search.max_concurrent_trials or default_concurrency(spec)
+    trainable = tune.with_resources(run_trial, trial_resources())
+    for entry in spec.benchmarks:
+        for method in spec.methods:
+            for seed in spec.seeds:
+                name = run_name(entry.name, method, seed)
+                run_path = results_dir / "tune" / name
+                if resume and tune.Tuner.can_restore(str(run_path)):
+                    log(f"[mmray] resuming {name}")
+                    tuner = tune.Tuner.restore(str(run_path), trainable, resume_unfinished=True,
+                                               restart_errored=True)
+                else:
+                    log(f"[mmray] {name}: {spec.search.num_samples} trials, {spec.search.algorithm} search, "
+                        f"{spec.scheduler.type} scheduler, {concurrency} at a time")
+                    tuner = _tuner(spec, trainable, param_space(
+                        spec, entry, method, seed, mirror=mirror, cache_dir=cache_dir, results_dir=results_dir),
+                        name, results_dir, recorder, concurrency, seed)
+                tuner.fit()
+    recorder.flush()
+    return results_dir
+
+
+def _tuner(spec: SweepSpec, trainable, space: dict, name: str, results_dir: Path, recorder, concurrency: int,
+           seed: int) -> tune.Tuner:
+    search_alg = None
+    if spec.search.algorithm == "optuna" and spec.search_space:
+        search_alg = OptunaSearch(seed=spec.search.seed + seed)
+    scheduler = None
+    if spec.scheduler.type == "asha":
+        scheduler = ASHAScheduler(time_attr="epoch", max_t=spec.train_params.epochs,
+                                  grace_period=spec.scheduler.grace_period,
+                                  reduction_factor=spec.scheduler.reduction_factor)
+    return tune.Tuner(
+        trainable,
+        param_space=space,
+        tune_config=tune.TuneConfig(metric=spec.search.metric, mode=spec.search.mode, search_alg=search_alg,
+                                    scheduler=scheduler, num_samples=spec.search.num_samples,
+                                    max_concurrent_trials=concurrency),
+        run_config=tune.RunConfig(name=name, storage_path=str(results_dir / "tune"), callbacks=[recorder],
+                                  verbose=0),
+    )

@@ -1,0 +1,68 @@
+"""One trial = one (benchmark, method, config, seed): a Tune function trainable that fits one TorchTrainer.
+
+Ray 2.60 runs Train V2, where Tune cannot tune a TorchTrainer directly; the trainer is built and fitted
+inside this function, and TuneReportCallback forwards each epoch's report to Tune (and so to ASHA).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import ray
+import ray.data
+from ray import tune
+from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
+from ray.train.torch import TorchTrainer
+from ray.tune.integration.ray_train import TuneReportCallback
+
+from mmray.data import prepare
+from mmray.orchestration.worker import train_loop_per_worker
+from mmray.training import TrainParams
+
+
+def _read(prepared, split: str, limit: int | None = None):
+    columns = ["label", *(m.name for m in prepared.modalities)]  # the string `split` column can't be a tensor
+    dataset = ray.data.read_parquet(prepared.split_files(split), columns=columns)
+    return dataset.limit(limit) if limit is not None else dataset
+
+
+def run_trial(config: dict) -> None:
+    """Tune trainable. `config` is the resolved trial config built by `mmray.orchestration.sweep`."""
+    prepared = prepare(config["benchmark"], config["benchmark_params"], mirror=config["mirror"],
+                       cache_dir=config["cache_dir"], log=lambda *_: None)
+    params = TrainParams.model_validate(config["train"])
+    resources = config["resources"]
+    trial_id = tune.get_context().get_trial_id()
+    run_dir = Path(config["results_dir"]) / "train" / trial_id
+    datasets = {
+        "train": _read(prepared, "train").randomize_block_order(seed=config["seed"]),
+        "probe": _read(prepared, "train", params.probe_examples),
+        "val": _read(prepared, "val", params.eval_examples),
+        "test": _read(prepared, "test", params.eval_examples),
+    }
+    worker_config = {
+        **config,
+        "data_dir": str(prepared.path),
+        "run_dir": str(run_dir),
+        "torch_threads": resources["torch_threads"] or max(1, int(resources["cpus_per_worker"])),
+    }
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config=worker_config,
+        scaling_config=ScalingConfig(
+            num_workers=resources["workers_per_trial"],
+            use_gpu=resources["gpus_per_worker"] > 0,
+            resources_per_worker={"CPU": resources["cpus_per_worker"], "GPU": resources["gpus_per_worker"]},
+        ),
+        datasets=datasets,
+        # Only the training data is split across workers; rank 0 evaluates on the whole val/test sets.
+        dataset_config=DataConfig(datasets_to_split=["train"]),
+        run_config=RunConfig(
+            name=trial_id,
+            storage_path=str(run_dir.parent),
+            callbacks=[TuneReportCallback()],
+            checkpoint_config=CheckpointConfig(num_to_keep=1),
+            failure_config=FailureConfig(max_failures=config["max_worker_failures"]),
+        ),
+    )
+    trainer.fit()

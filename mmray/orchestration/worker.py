@@ -1,0 +1,85 @@
+"""The Ray Train worker loop: ordinary PyTorch fed by Ray Data shards, reporting once per epoch."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import ray.train
+import ray.train.torch
+import torch
+
+from mmray.data.shards import load_prepared
+from mmray.eval import evaluate
+from mmray.training import TrainParams, build_method, embed_all, seed_everything, to_batch, train_epoch
+
+CHECKPOINT_FILE = "state.pt"
+# Test hook for fault tolerance: "EPOCH" makes a worker exit once when it starts that epoch (1-based).
+CRASH_ENV = "MMRAY_CRASH_AT_EPOCH"
+
+
+def _batches(dataset, batch_size: int, modalities, shuffle_buffer: int = 0, drop_last: bool = False):
+    for columns in dataset.iter_torch_batches(
+        batch_size=batch_size, drop_last=drop_last,
+        local_shuffle_buffer_size=shuffle_buffer or None,
+    ):
+        yield to_batch(columns, modalities)
+
+
+def _maybe_crash(epoch: int, marker_dir: Path) -> None:
+    if os.environ.get(CRASH_ENV) == str(epoch):
+        marker = marker_dir / f"crashed-at-{epoch}"
+        if not marker.exists():
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.touch()
+            os._exit(1)
+
+
+def train_loop_per_worker(config: dict) -> None:
+    params = TrainParams.model_validate(config["train"])
+    prepared = load_prepared(config["data_dir"])
+    modalities = prepared.modalities
+    names = tuple(m.name for m in modalities)
+    seed_everything(config["seed"])
+    torch.set_num_threads(config["torch_threads"])
+
+    model = build_method(config["method"], modalities, prepared.num_classes, config["method_params"])
+    optimizer = torch.optim.AdamW(model.parameters(), lr=params.lr, weight_decay=params.weight_decay)
+    start_epoch = 0
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            state = torch.load(Path(folder) / CHECKPOINT_FILE, weights_only=True)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        start_epoch = state["epoch"]
+    module = model
+    model = ray.train.torch.prepare_model(model)
+    context = ray.train.get_context()
+    rank0 = context.get_world_rank() == 0
+
+    train_shard = ray.train.get_dataset_shard("train")
+    for epoch in range(start_epoch + 1, params.epochs + 1):
+        _maybe_crash(epoch, Path(config["run_dir"]))
+        started = time.perf_counter()
+        metrics = {f"train/{k}": v for k, v in train_epoch(
+            model, _batches(train_shard, params.batch_size, modalities, params.shuffle_buffer, drop_last=True),
+            optimizer, params.grad_clip).items()}
+        metrics["epoch_train_seconds"] = time.perf_counter() - started
+        saved = None
+        if rank0:
+            probe, probe_labels = embed_all(
+                module, _batches(ray.train.get_dataset_shard("probe"), 512, modalities), params.probe_examples)
+            for split in ("val", "test"):
+                embeddings, labels = embed_all(
+                    module, _batches(ray.train.get_dataset_shard(split), 512, modalities), params.eval_examples)
+                metrics.update({f"{split}/{k}": v for k, v in
+                                evaluate(probe, probe_labels, embeddings, labels, names).items()})
+            saved = tempfile.mkdtemp(prefix="mmray-ckpt-")
+            torch.save({"model": module.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch},
+                       Path(saved) / CHECKPOINT_FILE)
+        metrics["epoch"] = epoch
+        metrics["epoch_seconds"] = time.perf_counter() - started
+        ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(saved) if saved else None)

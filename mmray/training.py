@@ -1,0 +1,89 @@
+"""Plain PyTorch training pieces shared by the Ray worker loop, tests and the no-Ray baseline."""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from mmray.data.spec import ModalitySpec
+from mmray.methods import METHODS
+from mmray.methods.base import Batch, Method
+
+
+class TrainParams(BaseModel):
+    """Optimisation knobs of one trial; a sweep may search any of them as `train.<field>`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    epochs: int = Field(10, ge=1)
+    batch_size: int = Field(128, ge=2)
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    grad_clip: float | None = 5.0
+    shuffle_buffer: int = Field(4096, ge=0, description="rows in Ray Data's local shuffle buffer; 0 = off")
+    probe_examples: int = Field(10000, ge=100, description="training pairs embedded to fit the linear probes")
+    eval_examples: int | None = Field(None, description="cap on val/test pairs evaluated; None = all")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def build_method(name: str, modalities: tuple[ModalitySpec, ...], num_classes: int,
+                 params: Mapping | None = None) -> Method:
+    cls = METHODS.get(name)
+    return cls(modalities, num_classes, cls.Params.model_validate(dict(params or {})))
+
+
+def to_batch(columns: Mapping[str, torch.Tensor], modalities: tuple[ModalitySpec, ...]) -> Batch:
+    """Reshape the flattened modality columns of a shard batch to (B, *shape)."""
+    batch = {m.name: columns[m.name].view(-1, *m.shape) for m in modalities if m.name in columns}
+    batch["label"] = columns["label"]
+    return batch
+
+
+def train_epoch(model: torch.nn.Module, batches: Iterable[Batch], optimizer: torch.optim.Optimizer,
+                grad_clip: float | None = None) -> dict[str, float]:
+    """One pass over `batches`; returns each loss term's mean over the epoch."""
+    model.train()
+    sums: dict[str, float] = defaultdict(float)
+    count = 0
+    for batch in batches:
+        losses = model(batch)
+        optimizer.zero_grad(set_to_none=True)
+        losses["loss"].backward()
+        if grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        optimizer.step()
+        for key, value in losses.items():
+            sums[key] += float(value.detach())
+        count += 1
+    if count == 0:
+        raise RuntimeError("the training split yielded no batch; is batch_size larger than the split?")
+    return {key: total / count for key, total in sums.items()}
+
+
+@torch.no_grad()
+def embed_all(model: Method, batches: Iterable[Batch], limit: int | None = None
+              ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Embeddings of every batch (up to `limit` rows) as numpy arrays, with their labels."""
+    model.eval()
+    parts: dict[str, list[np.ndarray]] = defaultdict(list)
+    labels, seen = [], 0
+    for batch in batches:
+        for key, value in model.embed(batch).items():
+            parts[key].append(value.float().cpu().numpy())
+        labels.append(batch["label"].cpu().numpy())
+        seen += len(batch["label"])
+        if limit is not None and seen >= limit:
+            break
+    if not labels:
+        raise RuntimeError("no examples to embed")
+    n = limit if limit is not None else seen
+    return {k: np.concatenate(v)[:n] for k, v in parts.items()}, np.concatenate(labels)[:n]

@@ -1,0 +1,91 @@
+"""WAV reading (with resampling) and the log-mel front end."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from mmray.data.audio import log_mel, read_wav
+from mmray.errors import DataError
+
+
+def sine(seconds: float, rate: int, freq: float = 440.0) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    return (0.5 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+@pytest.fixture
+def wav_16k(tmp_path):
+    path = tmp_path / "tone.wav"
+    sf.write(path, sine(0.5, 16000), 16000, subtype="PCM_16")
+    return path
+
+
+def test_read_wav_native_rate(wav_16k):
+    wave = read_wav(wav_16k, 16000)
+    assert wave.dtype == np.float32 and wave.ndim == 1
+    assert len(wave) == 8000
+    np.testing.assert_allclose(wave, sine(0.5, 16000), atol=1e-3)  # PCM_16 quantisation only
+
+
+def test_read_wav_resamples(wav_16k):
+    wave = read_wav(wav_16k, 8000)
+    assert wave.ndim == 1
+    assert abs(len(wave) - 4000) <= 2
+    assert np.isfinite(wave).all()
+    # the 440 Hz tone survives: its peak stays near 0.5 and its dominant frequency stays at 440 Hz
+    assert 0.4 < np.abs(wave[100:-100]).max() < 0.6
+    spectrum = np.abs(np.fft.rfft(wave))
+    assert np.fft.rfftfreq(len(wave), 1 / 8000)[spectrum.argmax()] == pytest.approx(440, abs=5)
+
+
+def test_read_wav_mixes_stereo_to_mono(tmp_path):
+    path = tmp_path / "stereo.wav"
+    left = sine(0.1, 8000)
+    sf.write(path, np.stack([left, np.zeros_like(left)], axis=1), 8000, subtype="FLOAT")
+    wave = read_wav(path, 8000)
+    assert wave.shape == left.shape
+    np.testing.assert_allclose(wave, 0.5 * left, atol=1e-6)
+
+
+@pytest.mark.parametrize("seconds,frames", [(0.5, 40), (2.0, 40), (0.1, 40)])
+def test_log_mel_shape_and_finite(seconds, frames):
+    # 0.5 s at hop 200 -> 21 frames (padded to 40); 2 s -> 81 frames (cropped); 0.1 s -> 5 frames (padded)
+    mel = log_mel(sine(seconds, 8000), 8000, n_mels=40, n_fft=512, hop_length=200, frames=frames)
+    assert mel.shape == (40, frames)
+    assert mel.dtype == np.float32
+    assert np.isfinite(mel).all()
+
+
+def test_log_mel_pads_with_silence_and_finds_the_tone():
+    mel = log_mel(sine(0.5, 8000), 8000, n_mels=40, n_fft=512, hop_length=200, frames=40)
+    silence = np.log(1e-6)
+    assert mel[:, 0] == pytest.approx(np.full(40, silence))  # padding is zero power
+    assert mel[:, -1] == pytest.approx(np.full(40, silence))
+    middle = mel[:, 20]
+    assert middle.max() > silence + 5
+    loud_band = middle.argmax()
+    assert 5 < loud_band < 25  # 440 Hz is low in a 0-4 kHz mel scale, but not the first bands
+
+
+def test_zero_byte_file(tmp_path):
+    path = tmp_path / "empty.wav"
+    path.write_bytes(b"")
+    with pytest.raises(DataError) as info:
+        read_wav(path, 8000)
+    assert str(path) in str(info.value)
+
+
+def test_missing_file(tmp_path):
+    path = tmp_path / "missing.wav"
+    with pytest.raises(DataError, match="missing or empty"):
+        read_wav(path, 8000)
+
+
+def test_garbage_bytes(tmp_path):
+    path = tmp_path / "garbage.wav"
+    path.write_bytes(np.random.default_rng(0).bytes(4096))
+    with pytest.raises(DataError) as info:
+        read_wav(path, 8000)
+    assert str(path) in str(info.value) and "cannot be decoded" in str(info.value)

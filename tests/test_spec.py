@@ -1,0 +1,242 @@
+"""Sweep specification loading: every mistake is one SpecError line naming file, key and choices."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mmray.config import SearchDim, SweepSpec, load_spec
+from mmray.errors import SpecError
+from mmray.training import TrainParams
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+DEMO = {
+    "name": "demo",
+    "description": "pavlov on the generated synthetic-av benchmark",
+    "benchmarks": [{"name": "synthetic-av"}],
+    "methods": ["pavlov"],
+    "seeds": [0],
+    "train": {"epochs": 4, "batch_size": 128, "probe_examples": 2000},
+    "search_space": {
+        "method.latent_dim": {"choice": [16, 32, 64]},
+        "method.temperature": {"loguniform": [0.05, 0.5]},
+        "method.w_cross": {"uniform": [0.0, 2.0]},
+        "train.lr": {"loguniform": [3.0e-4, 3.0e-3]},
+    },
+    "search": {"algorithm": "optuna", "metric": "val/fused_acc", "mode": "max", "num_samples": 6},
+    "scheduler": {"type": "asha", "grace_period": 1, "reduction_factor": 2},
+}
+
+
+def write(tmp_path: Path, data, name: str = "sweep.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(data if isinstance(data, str) else yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def spec_with(**changes) -> dict:
+    data = copy.deepcopy(DEMO)
+    for dotted, value in changes.items():
+        node = data
+        *parents, leaf = dotted.split("__")
+        for part in parents:
+            node = node[part]
+        node[leaf] = value
+    return data
+
+
+def load_error(path: Path, **kwargs) -> str:
+    with pytest.raises(SpecError) as info:
+        load_spec(path, **kwargs)
+    message = str(info.value)
+    assert "\n" not in message, f"SpecError is not one line: {message!r}"
+    assert str(path) in message, f"SpecError does not name the file: {message!r}"
+    return message
+
+
+def test_valid_spec_loads(tmp_path):
+    spec = load_spec(write(tmp_path, DEMO))
+    assert isinstance(spec, SweepSpec)
+    assert spec.name == "demo"
+    assert [b.name for b in spec.benchmarks] == ["synthetic-av"]
+    assert spec.methods == ["pavlov"]
+    assert spec.search.num_samples == 6 and spec.search.metric == "val/fused_acc"
+    assert spec.search_space["method.latent_dim"].kind == "choice"
+    assert spec.search_space["method.temperature"].loguniform == (0.05, 0.5)
+    assert spec.search_space["method.w_cross"].kind == "uniform"
+    train = spec.train_params
+    assert isinstance(train, TrainParams) and train.epochs == 4 and train.probe_examples == 2000
+
+
+def test_benchmark_names_plain_strings_and_pinned_values(tmp_path):
+    data = spec_with(benchmarks=["synthetic-av"])
+    data["search_space"]["method.hidden_dim"] = 128  # a plain value pins the parameter
+    data["search_space"]["train.epochs"] = {"int": [1, 3]}
+    spec = load_spec(write(tmp_path, data))
+    assert spec.benchmarks[0].name == "synthetic-av" and spec.benchmarks[0].params == {}
+    assert spec.search_space["method.hidden_dim"].choice == [128]
+    assert spec.search_space["train.epochs"].int == (1, 3)
+
+
+def test_override_applies(tmp_path):
+    path = write(tmp_path, DEMO)
+    spec = load_spec(path, overrides={"search.num_samples": 2, "train.epochs": 1})
+    assert spec.search.num_samples == 2
+    assert spec.train_params.epochs == 1
+    assert load_spec(path).search.num_samples == 6  # the file itself is untouched
+
+
+def test_override_is_validated(tmp_path):
+    message = load_error(write(tmp_path, DEMO), overrides={"search.num_samples": 0})
+    assert "search.num_samples" in message
+
+
+def test_unknown_top_level_key(tmp_path):
+    message = load_error(write(tmp_path, spec_with(bogus=1)))
+    assert "'bogus'" in message
+    for valid in ("name", "benchmarks", "methods", "search_space", "search", "scheduler"):
+        assert valid in message
+
+
+def test_unknown_key_inside_search(tmp_path):
+    data = spec_with(search__samples=3)
+    message = load_error(write(tmp_path, data))
+    assert "search.samples" in message
+    for valid in ("algorithm", "metric", "mode", "num_samples", "max_concurrent_trials"):
+        assert valid in message
+
+
+def test_unknown_key_inside_benchmark_entry(tmp_path):
+    message = load_error(write(tmp_path, spec_with(benchmarks=[{"name": "synthetic-av", "parms": {}}])))
+    assert "parms" in message and "params" in message
+
+
+def test_unknown_method(tmp_path):
+    message = load_error(write(tmp_path, spec_with(methods=["pavolv"])))
+    assert "'pavolv'" in message and "methods" in message
+    assert "pavlov" in message.split("valid")[-1]
+
+
+def test_unknown_benchmark(tmp_path):
+    message = load_error(write(tmp_path, spec_with(benchmarks=[{"name": "mnist"}])))
+    assert "'mnist'" in message and "benchmarks" in message
+    valid = message.split("valid")[-1]
+    assert "avmnist" in valid and "synthetic-av" in valid
+
+
+@pytest.mark.parametrize("low_high", [[2.0, 1.0], [1.0, 1.0]])
+def test_uniform_range_low_not_below_high(tmp_path, low_high):
+    data = spec_with()
+    data["search_space"]["method.w_cross"] = {"uniform": low_high}
+    message = load_error(write(tmp_path, data))
+    assert "method.w_cross" in message and "low must be below high" in message
+
+
+@pytest.mark.parametrize("low_high", [[0.0, 1.0], [-1.0, 0.5]])
+def test_loguniform_low_not_positive(tmp_path, low_high):
+    data = spec_with()
+    data["search_space"]["train.lr"] = {"loguniform": low_high}
+    message = load_error(write(tmp_path, data))
+    assert "train.lr" in message and "positive" in message
+
+
+def test_search_dim_needs_exactly_one_kind(tmp_path):
+    data = spec_with()
+    data["search_space"]["train.lr"] = {"uniform": [0.1, 0.2], "loguniform": [0.1, 0.2]}
+    message = load_error(write(tmp_path, data))
+    assert "train.lr" in message and "exactly one of choice, uniform, loguniform, int" in message
+
+
+def test_search_space_unknown_method_parameter(tmp_path):
+    data = spec_with()
+    data["search_space"]["method.nope"] = {"choice": [1, 2]}
+    message = load_error(write(tmp_path, data))
+    assert "search_space.method.nope" in message and "'nope'" in message
+    for valid in ("latent_dim", "hidden_dim", "temperature", "w_cross"):
+        assert valid in message
+
+
+def test_search_space_unknown_scope(tmp_path):
+    data = spec_with()
+    data["search_space"]["model.latent_dim"] = {"choice": [1]}
+    message = load_error(write(tmp_path, data))
+    assert "model.latent_dim" in message and "train" in message and "method" in message
+
+
+def test_search_space_value_of_wrong_type(tmp_path):
+    data = spec_with()
+    data["search_space"]["method.latent_dim"] = {"choice": [16, "big"]}
+    message = load_error(write(tmp_path, data))
+    assert "method.latent_dim" in message and "latent_dim" in message
+
+
+def test_search_space_benchmark_parameter(tmp_path):
+    data = spec_with()
+    data["search_space"]["benchmark.n_mels"] = {"choice": [16, 32]}
+    assert load_spec(write(tmp_path, data)).search_space["benchmark.n_mels"].choice == [16, 32]
+    data["search_space"]["benchmark.n_nope"] = {"choice": [1]}
+    message = load_error(write(tmp_path, data, "bad.yaml"))
+    assert "n_nope" in message and "n_mels" in message and "n_train" in message
+
+
+def test_train_parameter_of_wrong_type(tmp_path):
+    message = load_error(write(tmp_path, spec_with(train={"epochs": "many"})))
+    assert "train" in message and "'epochs'" in message and "integer" in message
+
+
+def test_unknown_train_parameter(tmp_path):
+    message = load_error(write(tmp_path, spec_with(train={"epocs": 3})))
+    assert "'epocs'" in message and "epochs" in message and "batch_size" in message
+
+
+def test_unknown_method_params_parameter(tmp_path):
+    message = load_error(write(tmp_path, spec_with(method_params={"pavlov": {"latent": 3}})))
+    assert "'latent'" in message and "latent_dim" in message
+
+
+def test_bad_benchmark_params(tmp_path):
+    data = spec_with(benchmarks=[{"name": "synthetic-av", "params": {"n_trian": 10}}])
+    with pytest.raises(SpecError) as info:
+        load_spec(write(tmp_path, data))
+    message = str(info.value)
+    assert "\n" not in message and "n_trian" in message and "n_train" in message
+
+
+def test_missing_file(tmp_path):
+    path = tmp_path / "nope.yaml"
+    message = load_error(path)
+    assert "does not exist" in message
+
+
+def test_invalid_yaml(tmp_path):
+    message = load_error(write(tmp_path, "name: demo\nmethods: [pavlov\nseeds: 0\n"))
+    assert "not valid YAML" in message
+
+
+def test_top_level_not_a_mapping(tmp_path):
+    message = load_error(write(tmp_path, "- just\n- a list\n"))
+    assert "mapping" in message
+
+
+def test_search_dim_int_range_is_usable():
+    dim = SearchDim.model_validate({"int": [1, 5]})
+    assert dim.kind == "int" and dim.int == (1, 5) and dim.sample_values() == [1, 5]
+    with pytest.raises(ValueError):
+        SearchDim.model_validate({"int": [5, 1]})
+
+
+SWEEP_FILES = sorted((REPO_ROOT / "sweeps").glob("*.yaml"))
+
+
+def test_there_are_sweep_files():
+    assert SWEEP_FILES, "no sweeps/*.yaml found"
+
+
+@pytest.mark.parametrize("path", SWEEP_FILES, ids=lambda p: p.name)
+def test_every_sweep_file_loads(path):
+    spec = load_spec(path)
+    assert spec.name and spec.methods and spec.benchmarks
