@@ -6,6 +6,8 @@ STAMP  := $(VENV)/.installed
 
 export RAY_DATA_DISABLE_PROGRESS_BARS ?= 1
 export WANDB_MODE ?= offline
+# Real-data tests read the mirror beside the checkout when there is one (CI sets it explicitly).
+export MMRAY_DATA_MIRROR ?= $(abspath $(wildcard ../shared/datasets))
 
 .PHONY: demo test bench venv clean
 

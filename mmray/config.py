@@ -7,6 +7,7 @@ method that cannot run on a benchmark is one `SpecError` line naming the file, t
 from __future__ import annotations
 
 import builtins
+import copy
 import os
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
@@ -231,16 +232,24 @@ def load_spec(path: str | os.PathLike, overrides: dict[str, Any] | None = None) 
     except yaml.YAMLError as exc:
         detail = " ".join(str(exc).split())  # PyYAML's message spans lines; SpecErrors are one line
         raise SpecError(f"{path}: not valid YAML ({detail})") from exc
+    return parse_spec(raw, str(path), overrides)
+
+
+def parse_spec(raw: Any, source: str = "<spec>", overrides: dict[str, Any] | None = None) -> SweepSpec:
+    """Validate a spec given as plain data (what a sweep file holds), after applying dotted overrides."""
     if not isinstance(raw, dict):
-        raise SpecError(f"{path}: the top level must be a mapping of keys (name, benchmarks, methods, ...)")
+        raise SpecError(f"{source}: the top level must be a mapping of keys (name, benchmarks, methods, ...)")
+    raw = copy.deepcopy(raw)
     for dotted, value in (overrides or {}).items():
         node = raw
         *parents, leaf = dotted.split(".")
         for part in parents:
             node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise SpecError(f"{source}: override {dotted}: '{part}' is not a mapping")
         node[leaf] = value
     try:
         spec = SweepSpec.model_validate(raw)
     except ValidationError as exc:
-        raise _one_line(exc, str(path), SweepSpec) from None
-    return validate_spec(spec, str(path))
+        raise _one_line(exc, source, SweepSpec) from None
+    return validate_spec(spec, source)

@@ -16,21 +16,28 @@ from mmray.eval.probes import fit_probe, probe_accuracy
 from mmray.eval.retrieval import retrieval_scores
 
 
+class ProbeSet:
+    """Linear probes fit on the training embeddings, one per key, fit on first use and shared by every split."""
+
+    def __init__(self, train: dict[str, np.ndarray], train_labels: np.ndarray):
+        self.train, self.train_labels = train, train_labels
+        self._fitted = {}
+
+    def __getitem__(self, key: str):
+        if key not in self._fitted:
+            self._fitted[key] = fit_probe(self.train[key], self.train_labels)
+        return self._fitted[key]
+
+
 @dataclass
 class EvalInputs:
-    train: dict[str, np.ndarray]  # embeddings of training pairs (fits the probes)
-    train_labels: np.ndarray
+    probes: ProbeSet
     test: dict[str, np.ndarray]  # embeddings of the evaluated split
     test_labels: np.ndarray
     modalities: tuple[str, ...]
 
-    def __post_init__(self):
-        self._probes = {}
-
     def probe(self, key: str):
-        if key not in self._probes:
-            self._probes[key] = fit_probe(self.train[key], self.train_labels)
-        return self._probes[key]
+        return self.probes[key]
 
 
 def probe_accuracies(x: EvalInputs) -> dict[str, float]:
@@ -61,8 +68,20 @@ METRICS: list[Callable[[EvalInputs], dict[str, float]]] = [
 
 def evaluate(train: dict[str, np.ndarray], train_labels: np.ndarray, test: dict[str, np.ndarray],
              test_labels: np.ndarray, modalities: tuple[str, ...]) -> dict[str, float]:
-    inputs = EvalInputs(train, train_labels, test, test_labels, tuple(modalities))
+    """Every metric of one evaluated split, with probes fit on `train`."""
+    return evaluate_splits(train, train_labels, {"": (test, test_labels)}, modalities)
+
+
+def evaluate_splits(train: dict[str, np.ndarray], train_labels: np.ndarray,
+                    splits: dict[str, tuple[dict[str, np.ndarray], np.ndarray]],
+                    modalities: tuple[str, ...]) -> dict[str, float]:
+    """Every metric of several splits ({'val': (embeddings, labels), ...}) as '<split>/<metric>', the probes
+    fit once and shared by all splits."""
+    probes = ProbeSet(train, train_labels)
     results: dict[str, float] = {}
-    for metric in METRICS:
-        results.update(metric(inputs))
+    for split, (embeddings, labels) in splits.items():
+        inputs = EvalInputs(probes, embeddings, labels, tuple(modalities))
+        prefix = f"{split}/" if split else ""
+        for metric in METRICS:
+            results.update({prefix + k: v for k, v in metric(inputs).items()})
     return results

@@ -8,6 +8,7 @@ import os
 import shutil
 from pathlib import Path
 
+import optuna
 import ray
 import yaml
 from ray import tune
@@ -29,12 +30,19 @@ def ensure_ray(address: str | None = None, verbose: bool = False) -> None:
     if ray.is_initialized():
         return
     os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1" if not verbose else "0")
+    if not verbose:  # Tune's boxed tables and Optuna's per-study lines; mmray prints one line per trial instead
+        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
     quiet = {"log_to_driver": verbose, "logging_level": logging.INFO if verbose else logging.WARNING}
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
         ray.init(address=address, **quiet)
     else:
-        ray.init(num_cpus=os.cpu_count(), resources={TRIAL_DRIVER: 1}, include_dashboard=False, **quiet)
+        # The dashboard serves the State API that Train's PlacementGroupCleaner polls: without it the worker
+        # group of a trial stopped by ASHA keeps its CPUs reserved and the next trial's Ray Data reads hang.
+        # It listens on 127.0.0.1 only.
+        ray.init(num_cpus=os.cpu_count(), resources={TRIAL_DRIVER: 1}, include_dashboard=True,
+                 dashboard_host="127.0.0.1", **quiet)
 
 
 def trial_resources() -> tune.PlacementGroupFactory:

@@ -12,7 +12,7 @@ import ray.train.torch
 import torch
 
 from mmray.data.shards import load_prepared
-from mmray.eval import evaluate
+from mmray.eval import evaluate_splits
 from mmray.training import TrainParams, build_method, embed_all, seed_everything, to_batch, train_epoch
 
 CHECKPOINT_FILE = "state.pt"
@@ -61,6 +61,9 @@ def train_loop_per_worker(config: dict) -> None:
     rank0 = context.get_world_rank() == 0
 
     train_shard = ray.train.get_dataset_shard("train")
+    # The probe-fitting and evaluation sets are small and fixed: stream them once, keep them for every epoch.
+    eval_sets = {split: list(_batches(ray.train.get_dataset_shard(split), 512, modalities))
+                 for split in ("probe", "val", "test")} if rank0 else {}
     for epoch in range(start_epoch + 1, params.epochs + 1):
         _maybe_crash(epoch, Path(config["run_dir"]))
         started = time.perf_counter()
@@ -68,18 +71,16 @@ def train_loop_per_worker(config: dict) -> None:
             model, _batches(train_shard, params.batch_size, modalities, params.shuffle_buffer, drop_last=True),
             optimizer, params.grad_clip).items()}
         metrics["epoch_train_seconds"] = time.perf_counter() - started
-        saved = None
         if rank0:
-            probe, probe_labels = embed_all(
-                module, _batches(ray.train.get_dataset_shard("probe"), 512, modalities), params.probe_examples)
-            for split in ("val", "test"):
-                embeddings, labels = embed_all(
-                    module, _batches(ray.train.get_dataset_shard(split), 512, modalities), params.eval_examples)
-                metrics.update({f"{split}/{k}": v for k, v in
-                                evaluate(probe, probe_labels, embeddings, labels, names).items()})
-            saved = tempfile.mkdtemp(prefix="mmray-ckpt-")
-            torch.save({"model": module.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch},
-                       Path(saved) / CHECKPOINT_FILE)
+            metrics.update(evaluate_splits(*embed_all(module, eval_sets["probe"]),
+                                           {split: embed_all(module, eval_sets[split]) for split in ("val", "test")},
+                                           names))
         metrics["epoch"] = epoch
         metrics["epoch_seconds"] = time.perf_counter() - started
-        ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(saved) if saved else None)
+        with tempfile.TemporaryDirectory(prefix="mmray-ckpt-") as saved:
+            checkpoint = None
+            if rank0:
+                torch.save({"model": module.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch},
+                           Path(saved) / CHECKPOINT_FILE)
+                checkpoint = ray.train.Checkpoint.from_directory(saved)
+            ray.train.report(metrics, checkpoint=checkpoint)  # copies the checkpoint before returning
