@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/mmray sweep sweeps/demo.yaml
+	$(BIN)/mmray sweep sweeps/demo.yaml --overwrite
 
 # pytest's exit code 5 means "no tests ran": treat it as a failure, never a pass.
 test: $(STAMP)

@@ -51,6 +51,12 @@ def run_sweep(
         + format_table(board))
     if report:
         log(f"[mmray] report: {build_report(out)}")
+    if spec.wandb.enabled:
+        from mmray.orchestration.tracking import publish_summary
+
+        publish_summary(spec, out)
+        log(f"[mmray] W&B: trial runs grouped as {spec.name!r} in project {spec.wandb.project!r}, "
+            "results attached to the summary run")
     log(f"[mmray] results: {out}")
     return out
 

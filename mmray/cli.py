@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--overwrite", action="store_true", help="delete earlier results of this sweep first")
     sweep.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else a local instance)")
     sweep.add_argument("--no-report", action="store_true", help="skip writing report.html")
+    sweep.add_argument("--wandb", action="store_true",
+                       help="log every trial to W&B (same as wandb.enabled: true in the spec); offline without "
+                            "WANDB_API_KEY or a login")
     sweep.add_argument("--validate", action="store_true", help="only check the spec, then exit")
     sweep.add_argument("-v", "--verbose", action="store_true", help="show Ray's own logs and progress bars")
 
@@ -113,6 +116,8 @@ def run(args: argparse.Namespace) -> None:
 
     if args.command == "sweep":
         overrides = _key_values(args.overrides)
+        if args.wandb:
+            overrides["wandb.enabled"] = True
         spec = api.load_spec(args.spec, overrides)
         if args.validate:
             print(f"{args.spec}: valid ({len(spec.benchmarks)} benchmark(s) x {len(spec.methods)} method(s) x "

@@ -81,7 +81,6 @@ class SearchConfig(BaseModel):
     metric: str = "val/fused_acc"
     mode: Literal["max", "min"] = "max"
     num_samples: int = Field(8, ge=1)
-    max_concurrent_trials: int | None = Field(None, ge=1, description="None: as many as the CPUs allow")
     seed: int = 0
 
 
@@ -98,6 +97,18 @@ class ResourcesConfig(BaseModel):
     cpus_per_worker: float = Field(1, gt=0)
     gpus_per_worker: float = Field(0, ge=0)
     torch_threads: int | None = Field(None, ge=1, description="None: one per CPU of the worker")
+    placement_strategy: Literal["PACK", "SPREAD"] = Field(
+        "PACK", description="where a trial's workers go: PACK onto few nodes, SPREAD across nodes")
+    max_concurrent_trials: int | None = Field(None, ge=1, description="None: as many as the CPUs allow")
+
+
+class WandbConfig(BaseModel):
+    """Optional W&B dashboards: one run per trial grouped by sweep, plus a summary run with the tables."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    enabled: bool = False
+    project: str = "mmray"
+    entity: str | None = None
 
 
 class SweepSpec(BaseModel):
@@ -115,6 +126,7 @@ class SweepSpec(BaseModel):
     search: SearchConfig = SearchConfig()
     scheduler: SchedulerConfig = SchedulerConfig()
     resources: ResourcesConfig = ResourcesConfig()
+    wandb: WandbConfig = WandbConfig()
     storage_path: str = "results"
 
     @field_validator("benchmarks", mode="before")

@@ -64,9 +64,9 @@ def test_methods_registry():
 
 
 def test_benchmarks_registry():
-    assert BENCHMARKS.names() == ["avmnist", "synthetic-av"]
+    assert BENCHMARKS.names() == ["avmnist", "cifar2-audio", "sine", "synthetic-av"]
     for name in BENCHMARKS.names():
         cls = BENCHMARKS.get(name)
         assert inspect.isclass(cls) and issubclass(cls, Benchmark) and cls.name == name
-    with pytest.raises(KeyError, match="valid benchmarks: avmnist, synthetic-av"):
+    with pytest.raises(KeyError, match="valid benchmarks: avmnist, cifar2-audio, sine, synthetic-av"):
         BENCHMARKS.get("mnist")

@@ -106,7 +106,7 @@ def test_unknown_key_inside_search(tmp_path):
     data = spec_with(search__samples=3)
     message = load_error(write(tmp_path, data))
     assert "search.samples" in message
-    for valid in ("algorithm", "metric", "mode", "num_samples", "max_concurrent_trials"):
+    for valid in ("algorithm", "metric", "mode", "num_samples", "seed"):
         assert valid in message
 
 

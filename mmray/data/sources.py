@@ -56,8 +56,12 @@ class RawData:
     """Resolves a raw dataset folder (e.g. 'mnist', 'fsdd') inside the mirror or the download cache."""
 
     def __init__(self, mirror: str | os.PathLike | None = None, cache_dir: str | os.PathLike | None = None):
-        self.mirror = mirror_root(mirror)
+        self._mirror = mirror  # resolved on first use: generated benchmarks never need (or check) a mirror
         self.download_root = cache_root(cache_dir) / "raw"
+
+    @property
+    def mirror(self) -> Path | None:
+        return mirror_root(self._mirror)
 
     def folder(self, dataset: str, fetch: Callable[[Path], None], marker: str) -> Path:
         """Folder holding `dataset`; `marker` is a path inside it that proves it is complete.

@@ -1,4 +1,10 @@
-"""A Tune callback in the driver that turns trial results into the results tables as trials finish."""
+"""A Tune callback in the driver that turns trial results into the results tables.
+
+Nothing is lost when the driver dies: each running trial's epochs are kept in `running/<trial_id>.parquet`
+as they arrive, and a finished trial's rows are merged into trials.parquet and epochs.parquet (read, replace
+that trial's rows, write atomically). Merging against the files, not against memory, matters because
+`Tuner.restore` brings back a pickled copy of this callback whose memory is stale.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +19,7 @@ from mmray.results import schema
 from mmray.results.io import write_table
 
 CONFIG_SCOPES = {"benchmark_params": "benchmark", "method_params": "method", "train": "train"}
+RUNNING_DIR = "running"
 
 
 def _metrics(result: dict) -> dict:
@@ -22,21 +29,21 @@ def _metrics(result: dict) -> dict:
 
 class ResultsRecorder(Callback):
     def __init__(self, results_dir: Path, sweep: str, metric: str, mode: str, log=print):
-        self.results_dir = results_dir
+        self.results_dir = Path(results_dir)
         self.sweep, self.metric, self.mode, self.log = sweep, metric, mode, log
-        self.trials, self.epochs = self._existing()
-        self._started: dict[str, float] = {}
+        self._segment_start: dict[str, tuple[float, float]] = {}  # trial -> (time.time(), elapsed before it)
         self._epoch_rows: dict[str, list[dict]] = {}
+        self._nodes: dict[str, str] = {}
 
-    def _existing(self) -> tuple[dict[str, dict], list[dict]]:
-        """Rows already written by an earlier (interrupted) driver, so resuming never duplicates or drops."""
-        trials_path = self.results_dir / schema.TRIALS_FILE
-        epochs_path = self.results_dir / schema.EPOCHS_FILE
-        trials = {}
-        if trials_path.exists():
-            trials = {row[schema.TRIAL_ID]: row for row in pd.read_parquet(trials_path).to_dict("records")}
-        epochs = pd.read_parquet(epochs_path).to_dict("records") if epochs_path.exists() else []
-        return trials, [row for row in epochs if row[schema.TRIAL_ID] in trials]
+    def _running_file(self, trial_id: str) -> Path:
+        return self.results_dir / RUNNING_DIR / f"{trial_id}.parquet"
+
+    def _rows(self, trial_id: str) -> list[dict]:
+        """This trial's epoch rows so far, including those an interrupted driver kept on disk."""
+        if trial_id not in self._epoch_rows:
+            path = self._running_file(trial_id)
+            self._epoch_rows[trial_id] = pd.read_parquet(path).to_dict("records") if path.exists() else []
+        return self._epoch_rows[trial_id]
 
     def _identity(self, trial) -> dict:
         config = trial.config
@@ -45,14 +52,24 @@ class ResultsRecorder(Callback):
                 schema.SEED: config["seed"]}
 
     def on_trial_start(self, iteration, trials, trial, **info):
-        self._started.setdefault(trial.trial_id, time.time())
-        self._epoch_rows[trial.trial_id] = []  # a restarted trial reports its epochs again
+        rows = self._rows(trial.trial_id)
+        before = float(rows[-1][schema.ELAPSED_SECONDS]) if rows else 0.0
+        self._segment_start[trial.trial_id] = (time.time(), before)
+
+    def _elapsed(self, trial_id: str) -> float:
+        started, before = self._segment_start.get(trial_id, (time.time(), 0.0))
+        return before + time.time() - started
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         row = {**self._identity(trial), schema.EPOCH: int(result["epoch"]),
-               schema.EPOCH_SECONDS: float(result.get("epoch_seconds", math.nan)), **_metrics(result)}
-        rows = self._epoch_rows.setdefault(trial.trial_id, [])
+               schema.EPOCH_SECONDS: float(result.get("epoch_seconds", math.nan)),
+               schema.ELAPSED_SECONDS: self._elapsed(trial.trial_id), **_metrics(result)}
+        if "nodes" in result:
+            self._nodes[trial.trial_id] = result["nodes"]
+        rows = self._rows(trial.trial_id)
+        # a trial restarted from a checkpoint reports its later epochs again: the newest report wins
         rows[:] = [r for r in rows if r[schema.EPOCH] != row[schema.EPOCH]] + [row]
+        write_table(pd.DataFrame(rows), self._running_file(trial.trial_id))
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self._finish(trial, error=None)
@@ -61,35 +78,40 @@ class ResultsRecorder(Callback):
         self._finish(trial, error=_error_text(trial))
 
     def _finish(self, trial, error: str | None) -> None:
-        rows = sorted(self._epoch_rows.pop(trial.trial_id, []), key=lambda r: r[schema.EPOCH])
+        trial_id = trial.trial_id
+        rows = sorted(self._rows(trial_id), key=lambda r: r[schema.EPOCH])
         planned = int(trial.config["train"].get("epochs", 0))
         status = (schema.STATUS_FAILED if error else
                   schema.STATUS_COMPLETED if rows and rows[-1][schema.EPOCH] >= planned else schema.STATUS_STOPPED)
         row = {**self._identity(trial), schema.STATUS: status, schema.ERROR: error,
                schema.EPOCHS_RUN: len(rows), schema.EPOCHS_PLANNED: planned,
-               schema.WALL_SECONDS: time.time() - self._started.get(trial.trial_id, time.time()),
+               schema.WALL_SECONDS: self._elapsed(trial_id), schema.NODES: self._nodes.get(trial_id),
                schema.FINISHED_AT: pd.Timestamp.now(tz="UTC")}
         for key, scope in CONFIG_SCOPES.items():
             for name, value in trial.config.get(key, {}).items():
                 row[schema.config_column(scope, name)] = value
         if rows:
             row.update({schema.FINAL_PREFIX + k: v for k, v in _metrics(rows[-1]).items()})
-            scored = [r for r in rows if self.metric in r]
+            scored = [r for r in rows if self.metric in r and not pd.isna(r[self.metric])]
             if scored:
                 pick = max if self.mode == "max" else min
                 best = pick(scored, key=lambda r: r[self.metric])
                 row.update({schema.BEST_PREFIX + k: v for k, v in _metrics(best).items()})
-                row["best_epoch"] = best[schema.EPOCH]
-        self.trials[trial.trial_id] = row
-        self.epochs = [r for r in self.epochs if r[schema.TRIAL_ID] != trial.trial_id] + rows
-        self.flush()
+                row[schema.BEST_EPOCH] = best[schema.EPOCH]
+        self._merge(schema.TRIALS_FILE, trial_id, [row])
+        self._merge(schema.EPOCHS_FILE, trial_id, rows)
+        self._running_file(trial_id).unlink(missing_ok=True)
+        self._epoch_rows.pop(trial_id, None)
         self.log(_progress_line(row, self.metric))
 
-    def flush(self) -> None:
-        if self.trials:
-            write_table(pd.DataFrame(list(self.trials.values())), self.results_dir / schema.TRIALS_FILE)
-        if self.epochs:
-            write_table(pd.DataFrame(self.epochs), self.results_dir / schema.EPOCHS_FILE)
+    def _merge(self, file: str, trial_id: str, rows: list[dict]) -> None:
+        path = self.results_dir / file
+        frames = [pd.DataFrame(rows)] if rows else []
+        if path.exists():
+            existing = pd.read_parquet(path)
+            frames.insert(0, existing[existing[schema.TRIAL_ID] != trial_id])
+        if frames:
+            write_table(pd.concat(frames, ignore_index=True), path)
 
 
 def _error_text(trial) -> str:

@@ -19,6 +19,7 @@ from mmray.config import SweepSpec
 from mmray.data import prepare
 from mmray.data.sources import cache_root
 from mmray.errors import MmrayError
+from mmray.orchestration import tracking
 from mmray.orchestration.recorder import ResultsRecorder
 from mmray.orchestration.trial import run_trial
 from mmray.results import schema
@@ -106,9 +107,15 @@ def run_sweep(spec: SweepSpec, *, mirror=None, cache_dir=None, results_dir: Path
         if not any(key.startswith("benchmark.") for key in spec.search_space):
             prepare(entry.name, entry.params, mirror=mirror, cache_dir=cache_dir, log=log)
 
+    # Save Tune's experiment state at least every second (default: every 10 s or more), so a trial that
+    # finished just before the driver was killed is known as finished on --resume and never re-run.
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
     ensure_ray(address, verbose)
-    recorder = ResultsRecorder(results_dir, spec.name, spec.search.metric, spec.search.mode, log=log)
-    concurrency = spec.search.max_concurrent_trials or default_concurrency(spec)
+    callbacks = [ResultsRecorder(results_dir, spec.name, spec.search.metric, spec.search.mode, log=log)]
+    if spec.wandb.enabled:
+        tracking.ensure_mode(log)
+        callbacks.append(tracking.trial_callback(spec, results_dir))
+    concurrency = spec.resources.max_concurrent_trials or default_concurrency(spec)
     trainable = tune.with_resources(run_trial, trial_resources())
     for entry in spec.benchmarks:
         for method in spec.methods:
@@ -120,18 +127,18 @@ def run_sweep(spec: SweepSpec, *, mirror=None, cache_dir=None, results_dir: Path
                     tuner = tune.Tuner.restore(str(run_path), trainable, resume_unfinished=True,
                                                restart_errored=True)
                 else:
-                    log(f"[mmray] {name}: {spec.search.num_samples} trials, {spec.search.algorithm} search, "
+                    search = f"{spec.search.algorithm} search" if spec.search_space else "fixed config"
+                    log(f"[mmray] {name}: {spec.search.num_samples} trials, {search}, "
                         f"{spec.scheduler.type} scheduler, {concurrency} at a time")
                     tuner = _tuner(spec, trainable, param_space(
                         spec, entry, method, seed, mirror=mirror, cache_dir=cache_dir, results_dir=results_dir),
-                        name, results_dir, recorder, concurrency, seed)
+                        name, results_dir, callbacks, concurrency, seed)
                 tuner.fit()
-    recorder.flush()
     return results_dir
 
 
-def _tuner(spec: SweepSpec, trainable, space: dict, name: str, results_dir: Path, recorder, concurrency: int,
-           seed: int) -> tune.Tuner:
+def _tuner(spec: SweepSpec, trainable, space: dict, name: str, results_dir: Path, callbacks: list,
+           concurrency: int, seed: int) -> tune.Tuner:
     search_alg = None
     if spec.search.algorithm == "optuna" and spec.search_space:
         search_alg = OptunaSearch(seed=spec.search.seed + seed)
@@ -146,6 +153,6 @@ def _tuner(spec: SweepSpec, trainable, space: dict, name: str, results_dir: Path
         tune_config=tune.TuneConfig(metric=spec.search.metric, mode=spec.search.mode, search_alg=search_alg,
                                     scheduler=scheduler, num_samples=spec.search.num_samples,
                                     max_concurrent_trials=concurrency),
-        run_config=tune.RunConfig(name=name, storage_path=str(results_dir / "tune"), callbacks=[recorder],
+        run_config=tune.RunConfig(name=name, storage_path=str(results_dir / "tune"), callbacks=callbacks,
                                   verbose=0),
     )

@@ -53,6 +53,7 @@ def run_trial(config: dict) -> None:
             num_workers=resources["workers_per_trial"],
             use_gpu=resources["gpus_per_worker"] > 0,
             resources_per_worker={"CPU": resources["cpus_per_worker"], "GPU": resources["gpus_per_worker"]},
+            placement_strategy=resources["placement_strategy"],
         ),
         datasets=datasets,
         # Only the training data is split across workers; rank 0 evaluates on the whole val/test sets.

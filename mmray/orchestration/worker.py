@@ -37,6 +37,16 @@ def _maybe_crash(epoch: int, marker_dir: Path) -> None:
             os._exit(1)
 
 
+def _worker_nodes(world_size: int) -> str:
+    """Comma-separated Ray node ids of all workers of this trial (recorded, so users see where it ran)."""
+    node = ray.get_runtime_context().get_node_id()
+    if world_size == 1:
+        return node
+    gathered = [None] * world_size
+    torch.distributed.all_gather_object(gathered, node)
+    return ",".join(sorted(set(gathered)))
+
+
 def train_loop_per_worker(config: dict) -> None:
     params = TrainParams.model_validate(config["train"])
     prepared = load_prepared(config["data_dir"])
@@ -59,6 +69,7 @@ def train_loop_per_worker(config: dict) -> None:
     model = ray.train.torch.prepare_model(model)
     context = ray.train.get_context()
     rank0 = context.get_world_rank() == 0
+    nodes = _worker_nodes(context.get_world_size())
 
     train_shard = ray.train.get_dataset_shard("train")
     # The probe-fitting and evaluation sets are small and fixed: stream them once, keep them for every epoch.
@@ -76,6 +87,7 @@ def train_loop_per_worker(config: dict) -> None:
                                            {split: embed_all(module, eval_sets[split]) for split in ("val", "test")},
                                            names))
         metrics["epoch"] = epoch
+        metrics["nodes"] = nodes
         metrics["epoch_seconds"] = time.perf_counter() - started
         with tempfile.TemporaryDirectory(prefix="mmray-ckpt-") as saved:
             checkpoint = None

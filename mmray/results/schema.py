@@ -29,6 +29,9 @@ WALL_SECONDS = "wall_seconds"
 FINISHED_AT = "finished_at"
 EPOCH = "epoch"
 EPOCH_SECONDS = "epoch_seconds"
+ELAPSED_SECONDS = "elapsed_seconds"  # epochs.parquet: seconds since the trial started, when this epoch reported
+BEST_EPOCH = "best_epoch"  # the epoch whose metrics the best/ columns hold
+NODES = "nodes"  # Ray node ids the trial's Train workers ran on, comma-separated
 
 STATUS_COMPLETED, STATUS_STOPPED, STATUS_FAILED = "completed", "stopped_early", "failed"
 CONFIG_PREFIX = "config/"

@@ -7,5 +7,7 @@ BENCHMARKS = Registry(
     {
         "synthetic-av": "mmray.data.benchmarks.synthetic_av:SyntheticAV",
         "avmnist": "mmray.data.benchmarks.avmnist:AVMNIST",
+        "sine": "mmray.data.benchmarks.sine:Sine",
+        "cifar2-audio": "mmray.data.benchmarks.cifar2_audio:Cifar2Audio",
     },
 )

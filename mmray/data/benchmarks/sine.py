@@ -1,0 +1,118 @@
+"""sine: one-second noisy sine tones whose frequency band is the class, generated from a seed (audio only).
+
+The range `f_min`..`f_max` Hz is cut into `n_classes` log-spaced bands; a class's tones are drawn from the
+inner `band_fill` fraction of its band (in log frequency), so neighbouring classes never overlap. Each example
+has a random frequency in its band, a random phase, a random amplitude (0.3-1.0) and additive Gaussian noise
+(`noise`, the standard deviation relative to full scale); it becomes a log-mel spectrogram standardised with
+the training split's mean and std. One modality, so methods that need pairs (pavlov) refuse it at validation.
+
+`tone_log_mels` is the generator other benchmarks reuse for their generated audio (cifar2-audio).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from pydantic import Field, model_validator
+
+from mmray.data.audio import log_mel
+from mmray.data.spec import Benchmark, BenchmarkParams, ModalitySpec, SplitArrays
+
+
+class ToneParams(BenchmarkParams):
+    """The generated-audio knobs shared by every benchmark built on `tone_log_mels`."""
+
+    sample_rate: int = Field(8000, gt=0)
+    noise: float = Field(0.3, ge=0)  # Gaussian noise std; tone amplitudes are 0.3-1.0
+    n_mels: int = Field(40, gt=0)
+    n_fft: int = Field(512, gt=0)
+    hop_length: int = Field(200, gt=0)  # 25 ms at 8 kHz: 40 frames cover the 1-s tone
+    frames: int = Field(40, gt=0)
+
+    def check_band(self, what: str, low: float, high: float) -> None:
+        if not 0 < low < high < self.sample_rate / 2:
+            raise ValueError(f"{what} {low:g}-{high:g} Hz must satisfy 0 < low < high < sample_rate / 2 "
+                             f"= {self.sample_rate / 2:g} Hz (the Nyquist frequency)")
+
+
+class SineParams(ToneParams):
+    n_train: int = Field(2000, ge=1)
+    n_val: int = Field(400, ge=1)
+    n_test: int = Field(800, ge=1)
+    n_classes: int = Field(4, ge=2)
+    f_min: float = 100.0
+    f_max: float = 3000.0
+    band_fill: float = Field(0.7, gt=0, le=1)  # the rest of each log band is a guard gap between classes
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        self.check_band("f_min-f_max", self.f_min, self.f_max)
+        for split in ("n_train", "n_val", "n_test"):
+            if getattr(self, split) < self.n_classes:
+                raise ValueError(f"{split}={getattr(self, split)} is below n_classes={self.n_classes}: "
+                                 "every split must hold every class")
+        return self
+
+
+def class_bands(p: SineParams) -> np.ndarray:
+    """(n_classes, 2) frequency range in Hz that each class's tones are drawn from."""
+    edges = np.log(np.geomspace(p.f_min, p.f_max, p.n_classes + 1))
+    centre, half = (edges[:-1] + edges[1:]) / 2, (edges[1:] - edges[:-1]) * p.band_fill / 2
+    return np.exp(np.stack([centre - half, centre + half], axis=1))
+
+
+def balanced_labels(n: int, n_classes: int, rng: np.random.Generator) -> np.ndarray:
+    """n labels in random order, each class n // n_classes or n // n_classes + 1 times."""
+    return rng.permutation(np.arange(n) % n_classes).astype(np.int64)
+
+
+def tone_log_mels(f_start: np.ndarray, f_end: np.ndarray, p: ToneParams,
+                  rng: np.random.Generator) -> np.ndarray:
+    """(N, n_mels, frames) unnormalised log-mels of 1-s tones gliding log-linearly from f_start to f_end Hz.
+
+    f_start == f_end gives a steady sine. Each tone has a random phase and amplitude and additive noise.
+    """
+    t = np.arange(p.sample_rate) / p.sample_rate
+    phases = rng.uniform(0, 2 * np.pi, len(f_start))
+    amplitudes = rng.uniform(0.3, 1.0, len(f_start))
+    out = np.empty((len(f_start), p.n_mels, p.frames), np.float32)
+    for i, (f0, f1) in enumerate(zip(f_start, f_end)):
+        freq = f0 * (f1 / f0) ** t
+        wave = amplitudes[i] * np.sin(phases[i] + 2 * np.pi * np.cumsum(freq) / p.sample_rate)
+        wave += p.noise * rng.standard_normal(len(t))
+        out[i] = log_mel(wave.astype(np.float32), p.sample_rate, p.n_mels, p.n_fft, p.hop_length, p.frames)
+    return out
+
+
+def standardise(mels: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict]:
+    """Scale every split with the training split's mean and std; the statistics go into the manifest."""
+    mean, std = float(mels["train"].mean()), float(mels["train"].std())
+    scaled = {split: ((m - mean) / std).astype(np.float32) for split, m in mels.items()}
+    return scaled, {"audio_log_mel_mean": mean, "audio_log_mel_std": std}
+
+
+class Sine(Benchmark):
+    name = "sine"
+    Params = SineParams
+
+    def modalities(self, p: SineParams) -> tuple[ModalitySpec, ...]:
+        return (ModalitySpec("audio", "audio", (1, p.n_mels, p.frames)),)
+
+    def class_names(self, p: SineParams) -> tuple[str, ...]:
+        return tuple(f"{low:.0f}-{high:.0f}Hz" for low, high in class_bands(p))
+
+    def build(self, p: SineParams, raw) -> tuple[dict[str, SplitArrays], dict]:
+        rng = np.random.default_rng(p.seed)
+        log_bands = np.log(class_bands(p))
+        labels, mels = {}, {}
+        for split, n in (("train", p.n_train), ("val", p.n_val), ("test", p.n_test)):
+            labels[split] = balanced_labels(n, p.n_classes, rng)
+            freq = np.exp(rng.uniform(log_bands[labels[split], 0], log_bands[labels[split], 1]))
+            mels[split] = tone_log_mels(freq, freq, p, rng)
+        mels, stats = standardise(mels)
+        splits = {split: SplitArrays(labels[split], {"audio": mels[split][:, None]}) for split in labels}
+        extra = {
+            "source": "generated from seed",
+            "normalization": stats,
+            "class_bands_hz": class_bands(p).round(1).tolist(),
+        }
+        return splits, extra
