@@ -9,6 +9,7 @@ Each check is also run on a broken copy of the config, so that a check that cann
 from __future__ import annotations
 
 import copy
+import json
 import re
 from pathlib import Path
 
@@ -49,11 +50,11 @@ def dashboard_problems(config: dict) -> list[str]:
     if not starts:
         problems.append("no `ray start` in head_start_ray_commands")
     for cmd in starts:
-        hosts = re.findall(r"--dashboard-host[= ](\S+)", cmd)
+        hosts = re.findall(r"--dashboard-host(?:=|\s+)([^\s\"]+)", cmd)
         if hosts != ["127.0.0.1"]:
             problems.append(f"head start binds the dashboard to {hosts or 'the default'}: {cmd}")
-    every_string = yaml.safe_dump(config)
-    for host in re.findall(r"--dashboard-host[= ](\S+)", every_string):
+    every_string = json.dumps(config)
+    for host in re.findall(r"--dashboard-host(?:=|\s+)([^\s\"]+)", every_string):
         if host != "127.0.0.1":
             problems.append(f"--dashboard-host={host} somewhere in the config")
     return problems
@@ -205,6 +206,8 @@ def _replace_in_head_start(old: str, new: str):
 def test_checks_catch_a_public_dashboard(raw):
     assert dashboard_problems(_mutate(raw, _replace_in_head_start("127.0.0.1", "0.0.0.0")))
     assert dashboard_problems(_mutate(raw, _replace_in_head_start(" --dashboard-host=127.0.0.1", "")))
+    assert dashboard_problems(_mutate(raw, _replace_in_head_start("--dashboard-host=127.0.0.1",
+                                                                  "--dashboard-host 0.0.0.0")))
 
 
 def test_checks_catch_a_missing_token(raw):

@@ -67,8 +67,9 @@ class ResultsRecorder(Callback):
         if "nodes" in result:
             self._nodes[trial.trial_id] = result["nodes"]
         rows = self._rows(trial.trial_id)
-        # a trial restarted from a checkpoint reports its later epochs again: the newest report wins
-        rows[:] = [r for r in rows if r[schema.EPOCH] != row[schema.EPOCH]] + [row]
+        if any(r[schema.EPOCH] == row[schema.EPOCH] for r in rows):
+            return  # a worker restored from a checkpoint replays that epoch's report: the first one stands
+        rows.append(row)
         write_table(pd.DataFrame(rows), self._running_file(trial.trial_id))
 
     def on_trial_complete(self, iteration, trials, trial, **info):

@@ -13,6 +13,7 @@ import ray
 import yaml
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
+from ray.tune.search import BasicVariantGenerator
 from ray.tune.search.optuna import OptunaSearch
 
 from mmray.config import SweepSpec
@@ -139,9 +140,11 @@ def run_sweep(spec: SweepSpec, *, mirror=None, cache_dir=None, results_dir: Path
 
 def _tuner(spec: SweepSpec, trainable, space: dict, name: str, results_dir: Path, callbacks: list,
            concurrency: int, seed: int) -> tune.Tuner:
-    search_alg = None
     if spec.search.algorithm == "optuna" and spec.search_space:
         search_alg = OptunaSearch(seed=spec.search.seed + seed)
+    else:  # random sampling of the space, seeded so that a sweep draws the same configurations every time
+        # (Tune does not apply max_concurrent_trials to a generator passed in: it must be given here)
+        search_alg = BasicVariantGenerator(random_state=spec.search.seed + seed, max_concurrent=concurrency)
     scheduler = None
     if spec.scheduler.type == "asha":
         scheduler = ASHAScheduler(time_attr="epoch", max_t=spec.train_params.epochs,

@@ -57,7 +57,7 @@ def train_loop_per_worker(config: dict) -> None:
 
     model = build_method(config["method"], modalities, prepared.num_classes, config["method_params"])
     optimizer = torch.optim.AdamW(model.parameters(), lr=params.lr, weight_decay=params.weight_decay)
-    start_epoch = 0
+    start_epoch, replay = 0, None
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
@@ -65,6 +65,7 @@ def train_loop_per_worker(config: dict) -> None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         start_epoch = state["epoch"]
+        replay = state["metrics"]
     module = model
     model = ray.train.torch.prepare_model(model)
     context = ray.train.get_context()
@@ -75,6 +76,10 @@ def train_loop_per_worker(config: dict) -> None:
     # The probe-fitting and evaluation sets are small and fixed: stream them once, keep them for every epoch.
     eval_sets = {split: list(_batches(ray.train.get_dataset_shard(split), 512, modalities))
                  for split in ("probe", "val", "test")} if rank0 else {}
+    if replay is not None:
+        # The driver may have died after this checkpoint was saved but before its report arrived: report the
+        # checkpointed epoch again (the results recorder keeps the first report of an epoch).
+        ray.train.report(replay)
     for epoch in range(start_epoch + 1, params.epochs + 1):
         _maybe_crash(epoch, Path(config["run_dir"]))
         started = time.perf_counter()
@@ -92,7 +97,7 @@ def train_loop_per_worker(config: dict) -> None:
         with tempfile.TemporaryDirectory(prefix="mmray-ckpt-") as saved:
             checkpoint = None
             if rank0:
-                torch.save({"model": module.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch},
-                           Path(saved) / CHECKPOINT_FILE)
+                torch.save({"model": module.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
+                            "metrics": metrics}, Path(saved) / CHECKPOINT_FILE)
                 checkpoint = ray.train.Checkpoint.from_directory(saved)
             ray.train.report(metrics, checkpoint=checkpoint)  # copies the checkpoint before returning
