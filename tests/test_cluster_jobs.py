@@ -46,14 +46,19 @@ def cluster(tmp_path_factory):
     token = secrets.token_hex(32)
     base = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
     base["RAY_DATA_DISABLE_PROGRESS_BARS"] = "1"
+    # as a user with the project's virtualenv active: the job's `python` is the one with mmray's dependencies
+    base["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{base.get('PATH', '')}"
     env = {**base, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token}
     port, dashboard = _free_port(), _free_port()
     try:
         _run([RAY, "start", "--head", f"--port={port}", "--num-cpus=1", '--resources={"trial_driver": 1}',
               "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}", "--include-dashboard=true",
               "--disable-usage-stats", *NODE_MEMORY], env)
+        # Own temp dir for the second node: two nodes on one machine would otherwise unpack the job's working
+        # dir into the same folder, and the second unpacking pulls it from under the running job driver.
+        worker_tmp = tmp_path_factory.mktemp("worker-node")
         _run([RAY, "start", f"--address=127.0.0.1:{port}", "--num-cpus=1", "--disable-usage-stats",
-              *NODE_MEMORY], env)
+              f"--temp-dir={worker_tmp}", *NODE_MEMORY], env)
         yield {"env": env, "base_env": base, "jobs": f"http://127.0.0.1:{dashboard}",
                "tmp": tmp_path_factory.mktemp("cluster")}
     finally:

@@ -23,7 +23,10 @@ from mmray.training import TrainParams
 def _read(prepared, split: str, limit: int | None = None):
     columns = ["label", *(m.name for m in prepared.modalities)]  # the string `split` column can't be a tensor
     # Reading shards is I/O-bound: a quarter CPU per read task lets reads run beside Train workers that hold
-    # fractional CPUs on every node (a whole-CPU read could then never be scheduled).
+    # fractional CPUs on every node (a whole-CPU read could then never be scheduled). Ray Data's V2 read path
+    # adds a file-listing step that always asks for a whole CPU, so this uses the V1 path, whose only tasks
+    # are the reads themselves. The trial process owns this DataContext; datasets copy it when created.
+    ray.data.DataContext.get_current().use_datasource_v2 = False
     dataset = ray.data.read_parquet(prepared.split_files(split), columns=columns,
                                     ray_remote_args={"num_cpus": 0.25})
     return dataset.limit(limit) if limit is not None else dataset
