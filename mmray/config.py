@@ -151,7 +151,8 @@ class SweepSpec(BaseModel):
     def results_dir(self) -> Path:
         """Absolute folder of this sweep's results (Ray needs absolute storage paths)."""
         if "://" in self.storage_path:
-            raise SpecError("remote storage_path is set with --storage on the command line")
+            raise SpecError(f"storage_path {self.storage_path}: remote storage is not supported yet; use a "
+                            "folder mounted at the same path on every node")
         return (Path(self.storage_path).expanduser().resolve() / self.name)
 
 

@@ -98,7 +98,7 @@ def test_resume_after_sigkill_reruns_nothing_and_loses_nothing(tmp_path):
     assert len(epochs) == trials[schema.EPOCHS_RUN].sum() == 9
     # trials finished before the kill were not re-run: their rows are untouched
     kept = trials.set_index(schema.TRIAL_ID).loc[before[schema.TRIAL_ID], schema.FINISHED_AT]
-    assert (kept.values == before.set_index(schema.TRIAL_ID)[schema.FINISHED_AT].values).all()
+    assert kept.tolist() == before.set_index(schema.TRIAL_ID)[schema.FINISHED_AT].tolist()
     # the interrupted trial continued from its checkpoint: the epochs it had reported are kept as they were
     for trial_id, rows in interrupted.items():
         resumed = epochs[epochs[schema.TRIAL_ID] == trial_id].set_index(schema.EPOCH)
