@@ -101,7 +101,10 @@ class ResultsRecorder(Callback):
                 row[schema.BEST_EPOCH] = best[schema.EPOCH]
         self._merge(schema.TRIALS_FILE, trial_id, [row])
         self._merge(schema.EPOCHS_FILE, trial_id, rows)
-        self._running_file(trial_id).unlink(missing_ok=True)
+        running = self._running_file(trial_id)
+        running.unlink(missing_ok=True)
+        if running.parent.exists() and not any(running.parent.iterdir()):
+            running.parent.rmdir()  # nothing left running: leave no empty folder behind
         self._epoch_rows.pop(trial_id, None)
         self.log(_progress_line(row, self.metric))
 
