@@ -32,8 +32,8 @@ def _sweep_settings(results: Results) -> tuple[str, str, str]:
     return spec.get("name", results.path.name), search.get("metric", "val/fused_acc"), search.get("mode", "max")
 
 
-def _figure_html(figure: go.Figure) -> str:
-    figure.update_layout(template="plotly_white", margin=dict(l=60, r=30, t=50, b=50))
+def _figure_html(figure: go.Figure, top_margin: int = 50) -> str:
+    figure.update_layout(template="plotly_white", margin=dict(l=60, r=30, t=top_margin, b=50))
     return figure.to_html(full_html=False, include_plotlyjs=False, config={"displaylogo": False})
 
 
@@ -94,8 +94,8 @@ def _parallel_section(results: Results, metric: str) -> str:
         figure = go.Figure(go.Parcoords(line=dict(color=group[score], colorscale="Viridis", showscale=True),
                                         dimensions=dimensions))
         figure.update_layout(title=f"{benchmark} / {method}: searched configuration vs best {metric}",
-                             height=460)
-        parts.append(_figure_html(figure))
+                             height=500)
+        parts.append(_figure_html(figure, top_margin=110))  # room for the title above the axis labels
     return "\n".join(parts)
 
 
@@ -104,7 +104,8 @@ def _trials_section(results: Results, metric: str) -> str:
                          schema.EPOCHS_RUN, schema.WALL_SECONDS, schema.BEST_PREFIX + metric)
              if c in results.trials]
     frame = results.trials[shown + results.config_columns]
-    return frame.to_html(index=False, float_format=lambda v: f"{v:.4g}", classes="board", border=0)
+    table = frame.to_html(index=False, float_format=lambda v: f"{v:.4g}", classes="board", border=0)
+    return f"<div class='wide'>{table}</div>"  # one column per searched value: scroll, don't overflow
 
 
 STYLE = """
@@ -113,6 +114,7 @@ h1 { margin-bottom: 0.2em; } .meta { color: #666; margin-top: 0; }
 table.board { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }
 table.board th, table.board td { padding: 4px 10px; border-bottom: 1px solid #ddd; text-align: right; }
 table.board th { background: #f4f4f8; }
+div.wide { overflow-x: auto; }
 """
 
 
