@@ -37,3 +37,12 @@ def log_mel(wave: np.ndarray, sample_rate: int, n_mels: int, n_fft: int, hop_len
         pad = frames - mel.shape[1]
         mel = np.pad(mel, ((0, 0), (pad // 2, pad - pad // 2)))
     return np.log(mel + 1e-6).astype(np.float32)
+
+
+def log_mel_stats(train: np.ndarray) -> dict[str, float]:
+    """Mean and std of the training log-mels: what every split is standardised with, kept in the manifest."""
+    return {"audio_log_mel_mean": float(train.mean()), "audio_log_mel_std": float(train.std())}
+
+
+def standardise(mels: np.ndarray, stats: dict[str, float]) -> np.ndarray:
+    return ((mels - stats["audio_log_mel_mean"]) / stats["audio_log_mel_std"]).astype(np.float32)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from mmray.data.audio import log_mel, read_wav
+from mmray.data.audio import log_mel, log_mel_stats, read_wav, standardise
 from mmray.data.sources import download
 from mmray.data.spec import Benchmark, BenchmarkParams, ModalitySpec, SplitArrays
 from mmray.errors import DataError
@@ -141,8 +141,8 @@ class AVMNIST(Benchmark):
         digits = np.array([r[1] for r in recordings])
         audio_split = np.array([fsdd_split(r[3], p.val_recordings) for r in recordings])
         train_audio = audio_split == "train"
-        mean, std = float(mels[train_audio].mean()), float(mels[train_audio].std())
-        mels = (mels - mean) / std
+        stats = log_mel_stats(mels[train_audio])
+        mels = standardise(mels, stats)
 
         train_images, train_labels = load_mnist(mnist, "train")
         test_images, test_labels = load_mnist(mnist, "test")
@@ -164,7 +164,7 @@ class AVMNIST(Benchmark):
                 {"image": (images.astype(np.float32) / 255.0)[:, None], "audio": mels[audio_index][:, None]},
             )
         extra = {
-            "normalization": {"audio_log_mel_mean": mean, "audio_log_mel_std": std, "image": "pixels / 255"},
+            "normalization": {**stats, "image": "pixels / 255"},
             "recordings_per_split": {s: int((audio_split == s).sum()) for s in ("train", "val", "test")},
         }
         return splits, extra

@@ -3,7 +3,7 @@
 Images are CIFAR-10's own, from the `cifar10_2class` folder (`train.npz` 10,000 and `test.npz` 2,000, ordered
 by class then file name); `n_val_images` random training images are held out as the validation split, and
 every split is shuffled before `max_train` / `max_eval` cap it. Each image gets its own freshly generated
-1-s tone (sine.tone_log_mels): airplanes a steady low hum (`hum_hz`), automobiles an upward chirp that starts
+1-s tone (mmray.data.tones): airplanes a steady low hum (`hum_hz`), automobiles an upward chirp that starts
 in `chirp_hz` and ends `chirp_ratio` times higher, with random phase, amplitude and noise. The audio is
 standardised with the training split's mean and std.
 """
@@ -18,9 +18,10 @@ from pathlib import Path
 import numpy as np
 from pydantic import Field, model_validator
 
-from mmray.data.benchmarks.sine import ToneParams, standardise, tone_log_mels
+from mmray.data.audio import log_mel_stats, standardise
 from mmray.data.sources import download
 from mmray.data.spec import Benchmark, ModalitySpec, SplitArrays
+from mmray.data.tones import ToneParams, tone_log_mels
 from mmray.errors import DataError
 
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
@@ -129,8 +130,9 @@ class Cifar2Audio(Benchmark):
             start = np.exp(np.where(chirp, rng.uniform(*log_chirp, len(index)),
                                     rng.uniform(*log_hum, len(index))))
             mels[split] = tone_log_mels(start, np.where(chirp, start * p.chirp_ratio, start), p, rng)
-        mels, stats = standardise(mels)
-        splits = {s: SplitArrays(labels[s], {"image": images[s], "audio": mels[s][:, None]}) for s in chosen}
+        stats = log_mel_stats(mels["train"])
+        splits = {s: SplitArrays(labels[s], {"image": images[s], "audio": standardise(mels[s], stats)[:, None]})
+                  for s in chosen}
         extra = {
             "source": f"{FOLDER}/train.npz + test.npz (CIFAR-10 classes 0, 1); audio generated from the seed",
             "normalization": {**stats, "image": "pixels / 255"},

@@ -6,7 +6,7 @@ has a random frequency in its band, a random phase, a random amplitude (0.3-1.0)
 (`noise`, the standard deviation relative to full scale); it becomes a log-mel spectrogram standardised with
 the training split's mean and std. One modality, so methods that need pairs (pavlov) refuse it at validation.
 
-`tone_log_mels` is the generator other benchmarks reuse for their generated audio (cifar2-audio).
+The tones come from `mmray.data.tones`, which cifar2-audio shares.
 """
 
 from __future__ import annotations
@@ -14,24 +14,9 @@ from __future__ import annotations
 import numpy as np
 from pydantic import Field, model_validator
 
-from mmray.data.audio import log_mel
-from mmray.data.spec import Benchmark, BenchmarkParams, ModalitySpec, SplitArrays
-
-
-class ToneParams(BenchmarkParams):
-    """The generated-audio knobs shared by every benchmark built on `tone_log_mels`."""
-
-    sample_rate: int = Field(8000, gt=0)
-    noise: float = Field(0.3, ge=0)  # Gaussian noise std; tone amplitudes are 0.3-1.0
-    n_mels: int = Field(40, gt=0)
-    n_fft: int = Field(512, gt=0)
-    hop_length: int = Field(200, gt=0)  # 25 ms at 8 kHz: 40 frames cover the 1-s tone
-    frames: int = Field(40, gt=0)
-
-    def check_band(self, what: str, low: float, high: float) -> None:
-        if not 0 < low < high < self.sample_rate / 2:
-            raise ValueError(f"{what} {low:g}-{high:g} Hz must satisfy 0 < low < high < sample_rate / 2 "
-                             f"= {self.sample_rate / 2:g} Hz (the Nyquist frequency)")
+from mmray.data.audio import log_mel_stats, standardise
+from mmray.data.spec import Benchmark, ModalitySpec, SplitArrays
+from mmray.data.tones import ToneParams, tone_log_mels
 
 
 class SineParams(ToneParams):
@@ -65,31 +50,6 @@ def balanced_labels(n: int, n_classes: int, rng: np.random.Generator) -> np.ndar
     return rng.permutation(np.arange(n) % n_classes).astype(np.int64)
 
 
-def tone_log_mels(f_start: np.ndarray, f_end: np.ndarray, p: ToneParams,
-                  rng: np.random.Generator) -> np.ndarray:
-    """(N, n_mels, frames) unnormalised log-mels of 1-s tones gliding log-linearly from f_start to f_end Hz.
-
-    f_start == f_end gives a steady sine. Each tone has a random phase and amplitude and additive noise.
-    """
-    t = np.arange(p.sample_rate) / p.sample_rate
-    phases = rng.uniform(0, 2 * np.pi, len(f_start))
-    amplitudes = rng.uniform(0.3, 1.0, len(f_start))
-    out = np.empty((len(f_start), p.n_mels, p.frames), np.float32)
-    for i, (f0, f1) in enumerate(zip(f_start, f_end)):
-        freq = f0 * (f1 / f0) ** t
-        wave = amplitudes[i] * np.sin(phases[i] + 2 * np.pi * np.cumsum(freq) / p.sample_rate)
-        wave += p.noise * rng.standard_normal(len(t))
-        out[i] = log_mel(wave.astype(np.float32), p.sample_rate, p.n_mels, p.n_fft, p.hop_length, p.frames)
-    return out
-
-
-def standardise(mels: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict]:
-    """Scale every split with the training split's mean and std; the statistics go into the manifest."""
-    mean, std = float(mels["train"].mean()), float(mels["train"].std())
-    scaled = {split: ((m - mean) / std).astype(np.float32) for split, m in mels.items()}
-    return scaled, {"audio_log_mel_mean": mean, "audio_log_mel_std": std}
-
-
 class Sine(Benchmark):
     name = "sine"
     Params = SineParams
@@ -108,8 +68,9 @@ class Sine(Benchmark):
             labels[split] = balanced_labels(n, p.n_classes, rng)
             freq = np.exp(rng.uniform(log_bands[labels[split], 0], log_bands[labels[split], 1]))
             mels[split] = tone_log_mels(freq, freq, p, rng)
-        mels, stats = standardise(mels)
-        splits = {split: SplitArrays(labels[split], {"audio": mels[split][:, None]}) for split in labels}
+        stats = log_mel_stats(mels["train"])
+        splits = {split: SplitArrays(labels[split], {"audio": standardise(mels[split], stats)[:, None]})
+                  for split in labels}
         extra = {
             "source": "generated from seed",
             "normalization": stats,
