@@ -15,9 +15,7 @@ from mmray.data.prepare import resolve_params, shard_dir
 from mmray.errors import DataError
 from mmray.report import build_report
 from mmray.results import load as load_results
-from mmray.results.summary import format_table, leaderboard
-
-LEADERBOARD_COLUMNS = ("test/fused_acc", "test/transfer_image_to_audio", "test/recall@1_image_to_audio")
+from mmray.results.summary import HEADLINE_METRICS, format_table, leaderboard
 
 
 def run_sweep(
@@ -46,7 +44,7 @@ def run_sweep(
                      overwrite=overwrite, address=address, verbose=verbose, log=log)
     results = load_results(out)
     board = leaderboard(results.trials, spec.search.metric, spec.search.mode,
-                        columns=tuple(c for c in LEADERBOARD_COLUMNS if c != spec.search.metric))
+                        columns=tuple(c for c in HEADLINE_METRICS if c != spec.search.metric))
     log(f"\n[mmray] leaderboard ({spec.search.metric}, best trial per benchmark and method)\n"
         + format_table(board))
     if report:

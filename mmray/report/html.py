@@ -18,7 +18,7 @@ from plotly.offline import get_plotlyjs
 
 from mmray.results import schema
 from mmray.results.io import Results, load
-from mmray.results.summary import leaderboard
+from mmray.results.summary import HEADLINE_METRICS, leaderboard
 
 REPORT_FILE = "report.html"
 STATUS_SYMBOL = {schema.STATUS_COMPLETED: "circle", schema.STATUS_STOPPED: "x", schema.STATUS_FAILED: "square"}
@@ -38,8 +38,7 @@ def _figure_html(figure: go.Figure, top_margin: int = 50) -> str:
 
 
 def _leaderboard_section(results: Results, metric: str, mode: str) -> str:
-    headline = [c for c in ("val/fused_acc", "test/fused_acc", "test/transfer_image_to_audio",
-                            "test/recall@1_image_to_audio") if c != metric]
+    headline = [c for c in ("val/fused_acc", *HEADLINE_METRICS) if c != metric]
     board = leaderboard(results.trials, metric, mode, columns=tuple(headline))
     if board.empty:
         return "<p>No trial has finished with a score yet.</p>"

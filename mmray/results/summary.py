@@ -7,6 +7,10 @@ import pandas as pd
 from mmray.results import schema
 
 
+# The test-split figures shown beside the search metric in the terminal leaderboard and the report.
+HEADLINE_METRICS = ("test/fused_acc", "test/transfer_image_to_audio", "test/recall@1_image_to_audio")
+
+
 def score_column(metric: str, which: str = schema.BEST_PREFIX) -> str:
     """The trials-table column holding a trial's `which` ('best/' or 'final/') value of `metric`."""
     return which + metric
