@@ -23,10 +23,7 @@ from mmray.training import TrainParams
 def _read(prepared, split: str, limit: int | None = None):
     columns = ["label", *(m.name for m in prepared.modalities)]  # the string `split` column can't be a tensor
     # Reading shards is I/O-bound: a quarter CPU per read task lets reads run beside Train workers that hold
-    # fractional CPUs on every node (a whole-CPU read could then never be scheduled). Ray Data's V2 read path
-    # adds a file-listing step that always asks for a whole CPU, so this uses the V1 path, whose only tasks
-    # are the reads themselves. The trial process owns this DataContext; datasets copy it when created.
-    ray.data.DataContext.get_current().use_datasource_v2 = False
+    # fractional CPUs on every node (a whole-CPU read could then never be scheduled).
     dataset = ray.data.read_parquet(prepared.split_files(split), columns=columns,
                                     ray_remote_args={"num_cpus": 0.25})
     return dataset.limit(limit) if limit is not None else dataset
@@ -39,6 +36,10 @@ def run_trial(config: dict) -> None:
     params = TrainParams.model_validate(config["train"])
     resources = config["resources"]
     trial_id = tune.get_context().get_trial_id()
+    # Ray Data's V2 read path adds a file-listing step that always asks for a whole CPU, which never fits
+    # beside fractional-CPU workers: use the V1 path, whose only tasks are the reads. The trial process owns
+    # this DataContext, and the datasets below copy it when they are created.
+    ray.data.DataContext.get_current().use_datasource_v2 = False
     run_dir = Path(config["results_dir"]) / "train" / trial_id
     datasets = {
         "train": _read(prepared, "train").randomize_block_order(seed=config["seed"]),
