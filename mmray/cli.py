@@ -81,9 +81,14 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("benchmark", help="benchmark name (see `mmray list`)")
         sub.add_argument("--set", dest="params", action="append", default=[], metavar="KEY=VALUE",
                          help="a benchmark parameter (repeatable), e.g. n_mels=64")
+        sub.add_argument("--limit", type=int, metavar="N",
+                         help="at most N examples per split (the same as --set limit=N; part of the cache key)")
         _data_options(sub)
         if action == "prepare":
             sub.add_argument("--force", action="store_true", help="rebuild even if cached")
+            sub.add_argument("--skip-bad", action="store_true",
+                             help="leave out unreadable raw files (reported, counted in the manifest) "
+                                  "instead of stopping at the first")
 
     commands.add_parser("list", help="list the registered methods and benchmarks with their parameters")
     return parser
@@ -108,6 +113,9 @@ def _summary(prepared) -> str:
     for split, entry in m["splits"].items():
         lines.append(f"{split:<10} {entry['rows']} rows, labels {json.dumps(entry['label_counts'])}")
     lines.append(f"params     {json.dumps(m['params'])}")
+    skipped = m.get("skipped_files", {}).get("count", 0)
+    if skipped:
+        lines.append(f"skipped    {skipped} bad raw file(s), listed in {prepared.path / 'manifest.json'}")
     return "\n".join(lines)
 
 
@@ -130,9 +138,11 @@ def run(args: argparse.Namespace) -> None:
         print(api.build_report(args.results, args.out))
     elif args.command == "data":
         params = _key_values(args.params)
+        if args.limit is not None:
+            params["limit"] = args.limit
         if args.data_command == "prepare":
             prepared = api.prepare(args.benchmark, params, mirror=args.mirror, cache_dir=args.cache,
-                                   force=args.force)
+                                   force=args.force, skip_bad=args.skip_bad)
         elif args.data_command == "info":
             prepared = api.data_info(args.benchmark, params, args.cache)
         else:

@@ -42,8 +42,9 @@ def build_method(name: str, modalities: tuple[ModalitySpec, ...], num_classes: i
 
 
 def to_batch(columns: Mapping[str, torch.Tensor], modalities: tuple[ModalitySpec, ...]) -> Batch:
-    """Reshape the flattened modality columns of a shard batch to (B, *shape)."""
-    batch = {m.name: columns[m.name].view(-1, *m.shape) for m in modalities if m.name in columns}
+    """Reshape the flattened modality columns of a shard batch to (B, *shape); text token ids become long."""
+    batch = {m.name: columns[m.name].view(-1, *m.shape).to(torch.long if m.kind == "text" else torch.float32)
+             for m in modalities if m.name in columns}
     batch["label"] = columns["label"]
     return batch
 

@@ -49,6 +49,7 @@ def prepare(
     mirror: str | os.PathLike | None = None,
     cache_dir: str | os.PathLike | None = None,
     force: bool = False,
+    skip_bad: bool = False,
     log=print,
 ) -> PreparedData:
     """Return the benchmark's shard set for these parameters, building it if it is not in the cache.
@@ -67,11 +68,20 @@ def prepare(
                 log(f"[mmray] cached shards unusable ({exc}); rebuilding")
         started = time.perf_counter()
         log(f"[mmray] preparing {benchmark} -> {out}")
-        splits, extra = bench.build(resolved, RawData(mirror, cache_dir))
+        raw = RawData(mirror, cache_dir, skip_bad=skip_bad, log=log)
+        splits, extra = bench.build(resolved, raw)
         missing = [s for s in SPLITS if s not in splits]
         if missing:
             raise DataError(f"benchmark {benchmark} built no {missing} split(s)")
+        if resolved.limit is not None:
+            splits = {name: arrays.head(resolved.limit) for name, arrays in splits.items()}
         specs = bench.modalities(resolved)
+        class_names = list(bench.class_names(resolved))
+        for split, arrays in splits.items():
+            outside = arrays.labels[(arrays.labels < 0) | (arrays.labels >= len(class_names))]
+            if len(outside):
+                raise DataError(f"benchmark {benchmark}, split {split}: label {int(outside[0])} is outside the "
+                                f"class list {class_names}; check the raw labels or the class list")
         tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
         entries, first = {}, 0
@@ -83,8 +93,9 @@ def prepare(
             "benchmark": benchmark,
             "params": resolved.model_dump(),
             "modalities": [s.to_json() for s in specs],
-            "class_names": list(bench.class_names(resolved)),
+            "class_names": class_names,
             "splits": entries,
+            "skipped_files": {"count": len(raw.skipped), "problems": raw.skipped[:100]},
             "prepare_seconds": round(time.perf_counter() - started, 2),
             **extra,
         }

@@ -1,7 +1,8 @@
 """The shard format: per split, Parquet files with one row per paired example, plus manifest.json.
 
-Row: `pair_id` (int64), `label` (int64), `split` (string), and one FixedSizeList<float32> column per
-modality holding the flattened array; its shape is in the manifest and in the Parquet schema metadata.
+Row: `pair_id` (int64), `label` (int64), `split` (string), and one FixedSizeList column per modality holding
+the flattened array (float32; int64 token ids for text); its shape is in the manifest and in the Parquet
+schema metadata.
 The manifest is written last, so a folder without one is never taken as a complete shard set.
 """
 
@@ -39,7 +40,7 @@ def _table(split: str, pair_ids: np.ndarray, arrays: SplitArrays, specs: tuple[M
         "split": pa.array([split] * len(pair_ids), pa.string()),
     }
     for spec in specs:
-        values = np.ascontiguousarray(arrays.modalities[spec.name], dtype=np.float32)
+        values = np.ascontiguousarray(arrays.modalities[spec.name], dtype=spec.dtype)
         if values.shape[1:] != spec.shape:
             raise DataError(f"modality {spec.name!r}: built shape {values.shape[1:]}, declared {spec.shape}")
         columns[spec.name] = pa.FixedSizeListArray.from_arrays(pa.array(values.reshape(-1)), spec.size)
@@ -136,8 +137,10 @@ def verify_prepared(path: str | Path) -> PreparedData:
             schema = pq.read_schema(file)
             for spec in specs:
                 field = schema.field(spec.name) if spec.name in schema.names else None
-                if field is None or field.type.list_size != spec.size:
-                    raise DataError(f"shard {file}: column {spec.name!r} does not hold {spec.shape} arrays")
+                if (field is None or field.type.list_size != spec.size
+                        or field.type.value_type != pa.from_numpy_dtype(spec.dtype)):
+                    raise DataError(f"shard {file}: column {spec.name!r} does not hold {spec.shape} arrays of "
+                                    f"{spec.dtype}; run `mmray data prepare {benchmark} --force`")
             if pq.ParquetFile(file).metadata.num_rows != info["rows"]:
                 raise DataError(f"shard {file} has {pq.ParquetFile(file).metadata.num_rows} rows, "
                                 f"the manifest says {info['rows']}")

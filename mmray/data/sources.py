@@ -53,11 +53,23 @@ def download(url: str, dest: Path) -> Path:
 
 
 class RawData:
-    """Resolves a raw dataset folder (e.g. 'mnist', 'fsdd') inside the mirror or the download cache."""
+    """Resolves a raw dataset folder (e.g. 'mnist', 'fsdd') inside the mirror or the download cache, and
+    keeps the list of bad raw files skipped while building (only when the user asked for `skip_bad`)."""
 
-    def __init__(self, mirror: str | os.PathLike | None = None, cache_dir: str | os.PathLike | None = None):
+    def __init__(self, mirror: str | os.PathLike | None = None, cache_dir: str | os.PathLike | None = None,
+                 skip_bad: bool = False, log: Callable[[str], None] = print):
         self._mirror = mirror  # resolved on first use: generated benchmarks never need (or check) a mirror
         self.download_root = cache_root(cache_dir) / "raw"
+        self.skip_bad = skip_bad
+        self.skipped: list[str] = []
+        self._log = log
+
+    def bad(self, problem: str) -> None:
+        """A raw file is unusable (`problem` names it and why): stop, or with skip_bad note it and go on."""
+        if not self.skip_bad:
+            raise DataError(f"{problem} (or pass --skip-bad to leave such files out)")
+        self.skipped.append(problem)
+        self._log(f"[mmray] skipping: {problem}")
 
     @property
     def mirror(self) -> Path | None:

@@ -7,33 +7,52 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:
     from mmray.data.sources import RawData
 
 ModalityKind = Literal["image", "audio", "text"]
 SPLITS = ("train", "val", "test")
+PAD_TOKEN = 0  # token id 0 pads every text modality, whatever its tokenizer
 
 
 @dataclass(frozen=True)
 class ModalitySpec:
-    """One modality of a paired example. `shape` excludes the batch axis: images (C, H, W), audio (1, mels, frames)."""
+    """One modality of a paired example. `shape` excludes the batch axis.
+
+    images (C, H, W) float32, audio log-mels (1, mels, frames) float32, text (max_length,) int64 token ids
+    padded with PAD_TOKEN; a text modality also names its `vocab_size` and the `tokenizer` that made it.
+    """
 
     name: str
     kind: ModalityKind
     shape: tuple[int, ...]
+    vocab_size: int | None = None
+    tokenizer: str | None = None
+
+    def __post_init__(self):
+        if self.kind == "text" and (len(self.shape) != 1 or not self.vocab_size):
+            raise ValueError(f"text modality {self.name!r} needs shape (max_length,) and a vocab_size")
 
     @property
     def size(self) -> int:
         return int(np.prod(self.shape))
 
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(np.int64 if self.kind == "text" else np.float32)
+
     def to_json(self) -> dict:
-        return {"name": self.name, "kind": self.kind, "shape": list(self.shape)}
+        out = {"name": self.name, "kind": self.kind, "shape": list(self.shape)}
+        if self.kind == "text":
+            out.update(vocab_size=self.vocab_size, tokenizer=self.tokenizer)
+        return out
 
     @classmethod
     def from_json(cls, d: dict) -> ModalitySpec:
-        return cls(name=d["name"], kind=d["kind"], shape=tuple(d["shape"]))
+        return cls(name=d["name"], kind=d["kind"], shape=tuple(d["shape"]),
+                   vocab_size=d.get("vocab_size"), tokenizer=d.get("tokenizer"))
 
 
 class BenchmarkParams(BaseModel):
@@ -41,6 +60,7 @@ class BenchmarkParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     seed: int = 0
+    limit: int | None = Field(None, ge=1, description="keep at most this many examples per split (quick runs)")
 
 
 @dataclass
@@ -52,6 +72,9 @@ class SplitArrays:
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def head(self, n: int) -> SplitArrays:
+        return SplitArrays(self.labels[:n], {k: v[:n] for k, v in self.modalities.items()})
 
 
 class Benchmark(ABC):
