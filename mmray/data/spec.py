@@ -14,15 +14,15 @@ if TYPE_CHECKING:
 
 ModalityKind = Literal["image", "audio", "text"]
 SPLITS = ("train", "val", "test")
-PAD_TOKEN = 0  # token id 0 pads every text modality, whatever its tokenizer
 
 
 @dataclass(frozen=True)
 class ModalitySpec:
     """One modality of a paired example. `shape` excludes the batch axis.
 
-    images (C, H, W) float32, audio log-mels (1, mels, frames) float32, text (max_length,) int64 token ids
-    padded with PAD_TOKEN; a text modality also names its `vocab_size` and the `tokenizer` that made it.
+    images (C, H, W) float32, audio log-mels (1, mels, frames) float32, text (max_length,) int64 token ids;
+    a text modality also names its `vocab_size`, the `tokenizer` that made it and the id that pads it
+    (tokenizers disagree: BART pads with 1).
     """
 
     name: str
@@ -30,10 +30,11 @@ class ModalitySpec:
     shape: tuple[int, ...]
     vocab_size: int | None = None
     tokenizer: str | None = None
+    pad_id: int | None = None
 
     def __post_init__(self):
-        if self.kind == "text" and (len(self.shape) != 1 or not self.vocab_size):
-            raise ValueError(f"text modality {self.name!r} needs shape (max_length,) and a vocab_size")
+        if self.kind == "text" and (len(self.shape) != 1 or not self.vocab_size or self.pad_id is None):
+            raise ValueError(f"text modality {self.name!r} needs shape (max_length,), a vocab_size and a pad_id")
 
     @property
     def size(self) -> int:
@@ -46,13 +47,13 @@ class ModalitySpec:
     def to_json(self) -> dict:
         out = {"name": self.name, "kind": self.kind, "shape": list(self.shape)}
         if self.kind == "text":
-            out.update(vocab_size=self.vocab_size, tokenizer=self.tokenizer)
+            out.update(vocab_size=self.vocab_size, tokenizer=self.tokenizer, pad_id=self.pad_id)
         return out
 
     @classmethod
     def from_json(cls, d: dict) -> ModalitySpec:
         return cls(name=d["name"], kind=d["kind"], shape=tuple(d["shape"]),
-                   vocab_size=d.get("vocab_size"), tokenizer=d.get("tokenizer"))
+                   vocab_size=d.get("vocab_size"), tokenizer=d.get("tokenizer"), pad_id=d.get("pad_id"))
 
 
 class BenchmarkParams(BaseModel):
