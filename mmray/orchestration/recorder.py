@@ -20,6 +20,7 @@ from mmray.results.io import write_table
 
 CONFIG_SCOPES = {"benchmark_params": "benchmark", "method_params": "method", "train": "train"}
 RUNNING_DIR = "running"
+TIMING_COLUMNS = (schema.EPOCH_SECONDS, schema.EPOCH_TRAIN_SECONDS, schema.FIRST_BATCH_SECONDS)
 
 
 def _metrics(result: dict) -> dict:
@@ -62,7 +63,7 @@ class ResultsRecorder(Callback):
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         row = {**self._identity(trial), schema.EPOCH: int(result["epoch"]),
-               schema.EPOCH_SECONDS: float(result.get("epoch_seconds", math.nan)),
+               **{column: float(result.get(column, math.nan)) for column in TIMING_COLUMNS},
                schema.ELAPSED_SECONDS: self._elapsed(trial.trial_id), **_metrics(result)}
         if "nodes" in result:
             self._nodes[trial.trial_id] = result["nodes"]

@@ -6,6 +6,7 @@ inside this function, and TuneReportCallback forwards each epoch's report to Tun
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import ray
@@ -31,6 +32,7 @@ def _read(prepared, split: str, limit: int | None = None):
 
 def run_trial(config: dict) -> None:
     """Tune trainable. `config` is the resolved trial config built by `mmray.orchestration.sweep`."""
+    started_at = time.time()  # the worker reports how long its first batch took from here
     prepared = prepare(config["benchmark"], config["benchmark_params"], mirror=config["mirror"],
                        cache_dir=config["cache_dir"], log=lambda *_: None)
     params = TrainParams.model_validate(config["train"])
@@ -51,6 +53,7 @@ def run_trial(config: dict) -> None:
         **config,
         "data_dir": str(prepared.path),
         "run_dir": str(run_dir),
+        "trial_started_at": started_at,
         "torch_threads": resources["torch_threads"] or max(1, int(resources["cpus_per_worker"])),
     }
     trainer = TorchTrainer(

@@ -28,6 +28,13 @@ def _batches(dataset, batch_size: int, modalities, shuffle_buffer: int = 0, drop
         yield to_batch(columns, modalities)
 
 
+def _timing_first(batches, timings: dict, started_at: float):
+    """Pass batches through, noting the seconds from the trial's start to the first one (start-up latency)."""
+    for batch in batches:
+        timings.setdefault("first_batch_seconds", time.time() - started_at)
+        yield batch
+
+
 def _maybe_crash(epoch: int, marker_dir: Path) -> None:
     if os.environ.get(CRASH_ENV) == str(epoch):
         marker = marker_dir / f"crashed-at-{epoch}"
@@ -80,13 +87,16 @@ def train_loop_per_worker(config: dict) -> None:
         # The driver may have died after this checkpoint was saved but before its report arrived: report the
         # checkpointed epoch again (the results recorder keeps the first report of an epoch).
         ray.train.report(replay)
+    startup: dict[str, float] = {}
     for epoch in range(start_epoch + 1, params.epochs + 1):
         _maybe_crash(epoch, Path(config["run_dir"]))
         started = time.perf_counter()
+        batches = _batches(train_shard, params.batch_size, modalities, params.shuffle_buffer, drop_last=True)
         metrics = {f"train/{k}": v for k, v in train_epoch(
-            model, _batches(train_shard, params.batch_size, modalities, params.shuffle_buffer, drop_last=True),
-            optimizer, params.grad_clip).items()}
+            model, _timing_first(batches, startup, config["trial_started_at"]), optimizer,
+            params.grad_clip).items()}
         metrics["epoch_train_seconds"] = time.perf_counter() - started
+        metrics.update(startup)  # reported with every epoch of this worker process, from the first batch on
         if rank0:
             metrics.update(evaluate_splits(*embed_all(module, eval_sets["probe"]),
                                            {split: embed_all(module, eval_sets[split]) for split in ("val", "test")},
