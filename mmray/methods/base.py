@@ -50,3 +50,13 @@ class Method(nn.Module):
     def embed(self, batch: Batch) -> dict[str, torch.Tensor]:
         """Per-modality embeddings (keyed by modality name) and their fusion (key 'fused')."""
         raise NotImplementedError
+
+    # Optional hooks; the defaults suit a method without a schedule or pretrained parts.
+    provenance: dict[str, str] = {}  # where each part's weights came from (e.g. a hub name or "random-init")
+
+    def set_epoch(self, epoch: int) -> None:
+        """Called with the 1-based epoch before each training epoch (warm-up schedules); default: nothing."""
+
+    def param_groups(self, lr: float) -> list[dict]:
+        """Optimizer parameter groups of the trainable parameters; default: one group at `lr`."""
+        return [{"params": [p for p in self.parameters() if p.requires_grad], "lr": lr}]

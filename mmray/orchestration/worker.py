@@ -63,7 +63,7 @@ def train_loop_per_worker(config: dict) -> None:
     torch.set_num_threads(config["torch_threads"])
 
     model = build_method(config["method"], modalities, prepared.num_classes, config["method_params"])
-    optimizer = torch.optim.AdamW(model.parameters(), lr=params.lr, weight_decay=params.weight_decay)
+    optimizer = torch.optim.AdamW(model.param_groups(params.lr), lr=params.lr, weight_decay=params.weight_decay)
     start_epoch, replay = 0, None
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is not None:
@@ -90,6 +90,7 @@ def train_loop_per_worker(config: dict) -> None:
     startup: dict[str, float] = {}
     for epoch in range(start_epoch + 1, params.epochs + 1):
         _maybe_crash(epoch, Path(config["run_dir"]))
+        module.set_epoch(epoch)
         started = time.perf_counter()
         batches = _batches(train_shard, params.batch_size, modalities, params.shuffle_buffer, drop_last=True)
         metrics = {f"train/{k}": v for k, v in train_epoch(
