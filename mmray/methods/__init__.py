@@ -6,5 +6,6 @@ METHODS = Registry(
     "method",
     {
         "pavlov": "mmray.methods.pavlov:Pavlov",
+        "jepa": "mmray.methods.jepa:Jepa",
     },
 )

@@ -28,3 +28,17 @@ def orthogonality(weight: torch.Tensor) -> torch.Tensor:
 def rotation_from_skew(parameter: torch.Tensor) -> torch.Tensor:
     """Map an unconstrained square matrix to SO(k): A = P - P^T is skew-symmetric (in so(k)), exp(A) in SO(k)."""
     return torch.linalg.matrix_exp(parameter - parameter.T)
+
+
+def cosine_alignment(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean of 1 - cos(prediction_i, target_i) over rows: 0 when every row points along its target, 2 opposite.
+    The target is detached: it is a teacher's output, never pulled towards the prediction."""
+    return (1 - F.cosine_similarity(prediction, target.detach(), dim=-1)).mean()
+
+
+def token_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of (B, T, V) logits against (B, T) target ids over the positions where the (B, T)
+    mask is true (padding is not); zero, still differentiable, when nothing is masked in."""
+    if not mask.any():
+        return logits.sum() * 0.0
+    return F.cross_entropy(logits[mask], targets[mask])

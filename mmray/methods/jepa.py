@@ -1,0 +1,262 @@
+"""jepa: an MM-JEPA seed system - an image encoder aligned to a frozen text teacher, plus an answer decoder.
+
+Parts (transformers classes, pretrained when in the local Hugging Face cache, else small random configs of
+the same classes, said in a warning and recorded in `provenance`):
+    image encoder  Dinov2Model (the DINOv2 ViT), trained; its pooled CLS state v is the image embedding
+    teacher        the encoder of a BartModel, FROZEN (no gradients, always in eval mode)
+    decoder        the decoder of that BartModel with its own token embedding and output head, trained
+Alignment: the target t is the teacher's masked mean of the prompt tokens' states, L2-normalised, and
+    L_align = 1 - cos(A v, t), with A a linear adapter to the teacher's width.
+Generation: an MLP maps v to M visual prefix tokens, put BEFORE the teacher's states of the prompt; the decoder
+    cross-attends to [prefix; prompt states] and predicts the target tokens with teacher forcing:
+    L_ce = token cross-entropy over the target's tokens and its end (the first pad), ignoring the other pads.
+Total: λ_align L_align + λ_ce L_ce, with λ_ce = 0 in the first `warmup_epochs` epochs (alignment only).
+
+Text modalities: the first is the prompt (PathVQA: the question), the last the target (the answer). A single
+text modality (a caption) is both the alignment target and the generated text; the decoder then reads only the
+visual prefix, since with the caption's own states in its memory it could copy it instead of describing the image.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torch import nn
+from transformers import BartConfig, BartModel, Dinov2Config, Dinov2Model
+
+from mmray.data.spec import ModalitySpec
+from mmray.methods.base import Batch, Method, MethodParams
+from mmray.methods.losses import cosine_alignment, token_cross_entropy
+
+log = logging.getLogger(__name__)
+
+
+class JepaParams(MethodParams):
+    lambda_align: float = Field(1.0, ge=0)
+    lambda_ce: float = Field(1.0, ge=0)
+    warmup_epochs: int = Field(1, ge=0, description="first epochs trained on the alignment loss alone")
+    prefix_tokens: int = Field(4, ge=1, description="M visual prefix tokens the decoder reads before the prompt")
+    lr_image: float | None = Field(None, gt=0, description="learning rate of image encoder + adapter; None: train.lr")
+    lr_decoder: float | None = Field(None, gt=0, description="learning rate of decoder + prefix MLP; None: train.lr")
+    adapter: bool = Field(True, description="linear adapter from the image embedding to the teacher's width")
+    image_weights: str | None = Field("facebook/dinov2-small", description="hub name if cached; None: random")
+    text_weights: str | None = Field("facebook/bart-base", description="hub name if cached; None: random")
+    # Sizes of the random configs (used only without pretrained weights).
+    image_dim: int = Field(128, ge=8)
+    image_layers: int = Field(4, ge=1)
+    image_heads: int = Field(4, ge=1)
+    patch_size: int = Field(8, ge=1)
+    text_dim: int = Field(128, ge=8)
+    text_layers: int = Field(2, ge=1)
+    decoder_layers: int = Field(2, ge=1)
+    text_heads: int = Field(4, ge=1)
+
+
+def masked_mean(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of (B, T, D) states over the positions where the (B, T) mask is true; zeros for an empty row."""
+    weights = mask.to(states.dtype).unsqueeze(-1)
+    return (states * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+
+
+def target_mask(ids: torch.Tensor, pad_id: int) -> torch.Tensor:
+    """Positions a decoder is trained to predict: every token and the first pad after them, which marks the end
+    (so generation can stop on pad whatever the tokenizer's own end symbol is)."""
+    tokens = ids != pad_id
+    first_pad = (~tokens) & (tokens.long().cumsum(1) == tokens.long().sum(1, keepdim=True))
+    first_pad &= first_pad.long().cumsum(1) == 1
+    return tokens | first_pad
+
+
+def _cached(model_class, name: str | None, part: str) -> tuple[nn.Module | None, str]:
+    """The pretrained model `name` if it is in the local Hugging Face cache (never downloaded), else a reason."""
+    if name is None:
+        return None, f"{part}_weights is None"
+    try:
+        return model_class.from_pretrained(name, local_files_only=True), name
+    except OSError as error:  # huggingface_hub's "not in the cache" errors are OSErrors
+        return None, f"{name} is not in the local Hugging Face cache ({type(error).__name__})"
+
+
+def _random_init_warning(part: str, config: str, reason: str) -> str:
+    line = f"random-init {config}: {reason}"
+    log.warning("[mmray] jepa: %s: RANDOMLY INITIALISED weights (%s), not a pretrained model", part, line)
+    return line
+
+
+class Jepa(Method):
+    name = "jepa"
+    Params = JepaParams
+
+    @classmethod
+    def incompatibility(cls, modalities: tuple[ModalitySpec, ...]) -> str | None:
+        kinds = {m.kind for m in modalities}
+        missing = [what for what, kind in (("an image modality", "image"), ("a text modality", "text"))
+                   if kind not in kinds]
+        if missing:
+            have = ", ".join(f"{m.name} ({m.kind})" for m in modalities)
+            return f"needs {' and '.join(missing)} (token ids); the benchmark has {have}"
+        if len({m.pad_id for m in modalities if m.kind == "text"}) > 1:
+            return "needs one tokenizer for all text modalities (their pad ids differ)"
+        return None
+
+    def __init__(self, modalities, num_classes: int, params: JepaParams):
+        super().__init__(modalities, num_classes, params)
+        p = params
+        self.image = next(m for m in modalities if m.kind == "image")
+        texts = [m for m in modalities if m.kind == "text"]
+        self.prompt, self.target = texts[0], texts[-1]
+        self.pad_id = self.target.pad_id
+        self.image_encoder, image_source = self._image_encoder(p)
+        bart, text_source = self._bart(p, texts)
+        self.provenance = {"image_encoder": image_source, "text_teacher_decoder": text_source}
+
+        self.teacher = bart.encoder.requires_grad_(False).eval()
+        self.decoder = bart.decoder
+        # The decoder learns its own token embeddings (tied to its output head, as in BART), untied from the
+        # frozen teacher's.
+        self.decoder.embed_tokens = copy.deepcopy(bart.encoder.embed_tokens).requires_grad_(True)
+        width, vocab = bart.config.d_model, bart.config.vocab_size
+        self.lm_head = nn.Linear(width, vocab)
+        self.lm_head.weight = self.decoder.embed_tokens.weight
+        nn.init.zeros_(self.lm_head.bias)
+        # T5's convention for a random decoder: start from pad (every tokenizer has one); BART's own otherwise.
+        self.start_id = bart.config.decoder_start_token_id if text_source == p.text_weights else self.pad_id
+
+        image_width = self.image_encoder.config.hidden_size
+        if not p.adapter and image_width != width:
+            raise ValueError(f"jepa: adapter=False needs the image width ({image_width}) to equal the teacher's "
+                             f"({width})")
+        self.adapter = nn.Linear(image_width, width) if p.adapter else nn.Identity()
+        self.prefix = nn.Sequential(nn.Linear(image_width, width), nn.GELU(),
+                                    nn.Linear(width, p.prefix_tokens * width))
+        self.epoch = 1
+
+    def _image_encoder(self, p: JepaParams) -> tuple[Dinov2Model, str]:
+        channels, size = self.image.shape[0], self.image.shape[-1]
+        if channels in (1, 3):
+            model, reason = _cached(Dinov2Model, p.image_weights, "image")
+        else:
+            model, reason = None, f"a pretrained encoder reads RGB, {self.image.name!r} has {channels} channels"
+        if model is not None:
+            return model, reason
+        config = Dinov2Config(hidden_size=p.image_dim, num_hidden_layers=p.image_layers,
+                              num_attention_heads=p.image_heads, image_size=size, patch_size=p.patch_size,
+                              num_channels=channels)
+        described = f"Dinov2Config(hidden {p.image_dim}, {p.image_layers} layers, patch {p.patch_size})"
+        return Dinov2Model(config), _random_init_warning("image encoder", described, reason)
+
+    def _bart(self, p: JepaParams, texts: list[ModalitySpec]) -> tuple[BartModel, str]:
+        foreign = [m.tokenizer for m in texts if m.tokenizer != p.text_weights]
+        if p.text_weights is not None and foreign:
+            # Pretrained BART reads only ids of its own tokenizer.
+            model, reason = None, f"the text was tokenised by {foreign[0]!r}, not by {p.text_weights!r}"
+        else:
+            model, reason = _cached(BartModel, p.text_weights, "text")
+        if model is not None:
+            return model, reason
+        longest = max(m.shape[0] for m in texts)
+        config = BartConfig(vocab_size=max(m.vocab_size for m in texts), pad_token_id=self.pad_id,
+                            d_model=p.text_dim, encoder_layers=p.text_layers, decoder_layers=p.decoder_layers,
+                            encoder_attention_heads=p.text_heads, decoder_attention_heads=p.text_heads,
+                            encoder_ffn_dim=4 * p.text_dim, decoder_ffn_dim=4 * p.text_dim,
+                            max_position_embeddings=max(64, longest + 1))
+        described = (f"BartConfig(d_model {p.text_dim}, {p.text_layers}+{p.decoder_layers} layers, "
+                     f"vocab {config.vocab_size})")
+        return BartModel(config), _random_init_warning("text teacher and decoder", described, reason)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.teacher.eval()  # frozen: no dropout either, so its targets are deterministic
+        return self
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def param_groups(self, lr: float) -> list[dict]:
+        p = self.params
+        image = {id(q) for q in [*self.image_encoder.parameters(), *self.adapter.parameters()]}
+        trainable = [q for q in self.parameters() if q.requires_grad]
+        return [{"params": [q for q in trainable if id(q) in image], "lr": p.lr_image or lr},
+                {"params": [q for q in trainable if id(q) not in image], "lr": p.lr_decoder or lr}]
+
+    # --- pieces -------------------------------------------------------------------------------------------
+
+    def image_embedding(self, images: torch.Tensor) -> torch.Tensor:
+        if self.image_encoder.config.num_channels == 3 and images.shape[1] == 1:
+            images = images.expand(-1, 3, -1, -1)  # a grey image for a pretrained RGB encoder
+        return self.image_encoder(pixel_values=images).pooler_output
+
+    @torch.no_grad()
+    def teacher_states(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mask = ids != self.pad_id
+        return self.teacher(input_ids=ids, attention_mask=mask.long()).last_hidden_state, mask
+
+    def text_embedding(self, ids: torch.Tensor) -> torch.Tensor:
+        """The teacher's masked mean of the tokens' states, L2-normalised: the alignment target."""
+        return F.normalize(masked_mean(*self.teacher_states(ids)), dim=-1)
+
+    def memory(self, image_embedding: torch.Tensor, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """What the decoder cross-attends to: M visual prefix tokens, then the prompt's teacher states."""
+        prefix = self.prefix(image_embedding).view(len(image_embedding), self.params.prefix_tokens, -1)
+        parts, masks = [prefix], [torch.ones(prefix.shape[:2], dtype=torch.bool, device=prefix.device)]
+        if self.prompt is not self.target and self.prompt.name in batch:
+            states, mask = self.teacher_states(batch[self.prompt.name])
+            parts.append(states)
+            masks.append(mask)
+        return torch.cat(parts, 1), torch.cat(masks, 1)
+
+    def logits(self, decoder_ids: torch.Tensor, memory: torch.Tensor, memory_mask: torch.Tensor) -> torch.Tensor:
+        states = self.decoder(input_ids=decoder_ids, encoder_hidden_states=memory,
+                              encoder_attention_mask=memory_mask.long()).last_hidden_state
+        return self.lm_head(states)
+
+    def ce_weight(self) -> float:
+        return self.params.lambda_ce if self.epoch > self.params.warmup_epochs else 0.0
+
+    # --- the method contract ------------------------------------------------------------------------------
+
+    def losses(self, batch: Batch) -> dict[str, torch.Tensor]:
+        p = self.params
+        v = self.image_embedding(batch[self.image.name])
+        align = cosine_alignment(self.adapter(v), self.text_embedding(batch[self.prompt.name]))
+        answer = batch[self.target.name]
+        start = torch.full_like(answer[:, :1], self.start_id)
+        logits = self.logits(torch.cat([start, answer[:, :-1]], 1), *self.memory(v, batch))
+        ce = token_cross_entropy(logits, answer, target_mask(answer, self.pad_id))
+        # Kept in the graph at weight 0 during warm-up so every trainable parameter gets a gradient (DDP).
+        total = p.lambda_align * align + self.ce_weight() * ce
+        return {"loss": total, "align": align, "ce": ce, "ce_weight": torch.tensor(self.ce_weight())}
+
+    def embed(self, batch: Batch) -> dict[str, torch.Tensor]:
+        out = {}
+        if self.image.name in batch:
+            out[self.image.name] = F.normalize(self.adapter(self.image_embedding(batch[self.image.name])), dim=-1)
+        for m in self.modalities:
+            if m.kind == "text" and m.name in batch:
+                out[m.name] = self.text_embedding(batch[m.name])
+        out["fused"] = torch.stack(list(out.values())).mean(0)
+        return out
+
+    @torch.no_grad()
+    def generate(self, batch: Batch, max_new_tokens: int) -> torch.Tensor:
+        """Greedy decoding of the target text: (B, max_new_tokens) token ids, pad after each row's end."""
+        limit = self.decoder.config.max_position_embeddings
+        if max_new_tokens > limit:
+            raise ValueError(f"jepa: max_new_tokens {max_new_tokens} exceeds the decoder's {limit} positions")
+        memory, memory_mask = self.memory(self.image_embedding(batch[self.image.name]), batch)
+        ids = torch.full((len(memory), 1), self.start_id, dtype=torch.long, device=memory.device)
+        ended = torch.zeros(len(memory), dtype=torch.bool, device=memory.device)
+        for _ in range(max_new_tokens):
+            step = self.logits(ids, memory, memory_mask)[:, -1].argmax(-1)
+            step = step.masked_fill(ended, self.pad_id)
+            ended |= step == self.pad_id
+            ids = torch.cat([ids, step[:, None]], 1)
+            if ended.all():
+                break
+        out = torch.full((len(ids), max_new_tokens), self.pad_id, dtype=torch.long, device=ids.device)
+        out[:, :ids.shape[1] - 1] = ids[:, 1:]
+        return out

@@ -1,0 +1,225 @@
+"""jepa: its pure pieces, a frozen teacher, the warm-up, learning on a PathVQA-shaped fixture, generation."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+
+from mmray.data.spec import ModalitySpec
+from mmray.methods.jepa import Jepa, JepaParams, masked_mean, target_mask
+from mmray.methods.losses import cosine_alignment, token_cross_entropy
+from mmray.training import build_method, train_epoch
+
+PAD, VOCAB = 0, 40
+WORDS = ["<pad>", *(f"w{i}" for i in range(1, VOCAB))]  # the fixture's tokenizer: id -> word
+TINY = {"image_weights": None, "text_weights": None, "image_dim": 32, "image_layers": 1, "image_heads": 2,
+        "patch_size": 4, "text_dim": 32, "text_layers": 1, "decoder_layers": 1, "text_heads": 2}
+
+
+def pathvqa_like(n: int, classes: int = 4, seed: int = 0) -> tuple[tuple[ModalitySpec, ...], dict]:
+    """Tiny PathVQA-shaped pairs: a 16x16 image whose colour pattern shows its class, a 10-token question whose
+    first words name what is asked about that class, a 1-3 token answer that the class decides."""
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, classes, (n,), generator=g)
+    palette = torch.rand(classes, 3, 1, 1, generator=g)
+    images = palette[labels] + 0.3 * torch.randn(n, 3, 16, 16, generator=g)
+    questions = torch.randint(20, VOCAB, (n, 10), generator=g)  # filler words
+    questions[:, 0] = 1 + labels  # "what organ ..." style opening words, per class
+    questions[:, 1] = 5 + labels
+    questions[:, 8:] = PAD
+    answers = torch.full((n, 4), PAD)
+    for k in range(classes):
+        words = torch.tensor([10 + k, 14 + k, 18][: 1 + k % 3])
+        answers[labels == k, : len(words)] = words
+    modalities = (ModalitySpec("image", "image", (3, 16, 16)),
+                  ModalitySpec("question", "text", (10,), vocab_size=VOCAB, tokenizer="fixture", pad_id=PAD),
+                  ModalitySpec("answer", "text", (4,), vocab_size=VOCAB, tokenizer="fixture", pad_id=PAD))
+    return modalities, {"image": images, "question": questions, "answer": answers, "label": labels}
+
+
+def batches(data: dict, size: int):
+    return [{k: v[i:i + size] for k, v in data.items()} for i in range(0, len(data["label"]), size)]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # The models are tiny: a second thread only waits on a busy machine.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny_jepa(modalities, **params) -> Jepa:
+    torch.manual_seed(0)
+    return build_method("jepa", modalities, 4, {**TINY, **params})
+
+
+def decode(ids: torch.Tensor) -> list[str]:
+    return [" ".join(WORDS[i] for i in row if i != PAD) for row in ids.tolist()]
+
+
+# --- pure functions -----------------------------------------------------------------------------------------
+
+def test_cosine_alignment_is_zero_aligned_one_orthogonal_two_opposite_and_scale_free():
+    a = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
+    assert cosine_alignment(a, 3 * a).item() == pytest.approx(0.0, abs=1e-6)
+    assert cosine_alignment(a, -a).item() == pytest.approx(2.0)
+    assert cosine_alignment(a, a.flip(1)).item() == pytest.approx(1.0)
+    assert cosine_alignment(a, torch.tensor([[1.0, 1.0], [0.0, 1.0]])).item() == pytest.approx(
+        (1 - 2 ** -0.5) / 2)
+
+
+def test_cosine_alignment_pulls_the_prediction_never_the_target():
+    prediction = torch.randn(4, 3, requires_grad=True)
+    target = torch.randn(4, 3, requires_grad=True)
+    cosine_alignment(prediction, target).backward()
+    assert prediction.grad.abs().sum() > 0 and target.grad is None
+
+
+def test_token_cross_entropy_ignores_unmasked_positions_and_is_log_v_for_uniform_logits():
+    targets = torch.tensor([[3, 4, 0, 0]])
+    mask = targets != 0
+    uniform = torch.zeros(1, 4, 7)
+    assert token_cross_entropy(uniform, targets, mask).item() == pytest.approx(torch.log(torch.tensor(7.0)).item())
+    noisy = uniform.clone()
+    noisy[0, 2:] = torch.randn(2, 7) * 10  # only padding positions change
+    assert token_cross_entropy(noisy, targets, mask).item() == pytest.approx(
+        token_cross_entropy(uniform, targets, mask).item())
+    empty = token_cross_entropy(torch.randn(1, 4, 7, requires_grad=True), targets, torch.zeros_like(mask))
+    assert empty.item() == 0.0 and empty.requires_grad
+
+
+def test_target_mask_keeps_tokens_and_only_the_first_pad_as_the_end():
+    ids = torch.tensor([[5, 6, 0, 0], [5, 6, 7, 8], [0, 0, 0, 0]])
+    assert target_mask(ids, 0).tolist() == [[True, True, True, False], [True] * 4, [True, False, False, False]]
+
+
+def test_masked_mean_averages_only_kept_positions():
+    states = torch.tensor([[[1.0], [3.0], [100.0]], [[2.0], [4.0], [6.0]]])
+    mask = torch.tensor([[True, True, False], [False, False, False]])
+    assert masked_mean(states, mask).tolist() == [[2.0], [0.0]]
+
+
+# --- the module ---------------------------------------------------------------------------------------------
+
+def test_incompatibility_names_what_is_missing():
+    modalities, _ = pathvqa_like(4)
+    assert Jepa.incompatibility(modalities) is None
+    assert "a text modality" in Jepa.incompatibility(modalities[:1] + (ModalitySpec("audio", "audio", (1, 8, 8)),))
+    assert "an image modality" in Jepa.incompatibility(modalities[1:])
+    other_pad = ModalitySpec("answer", "text", (4,), vocab_size=VOCAB, tokenizer="other", pad_id=1)
+    assert "pad ids differ" in Jepa.incompatibility(modalities[:2] + (other_pad,))
+
+
+def test_random_init_fallback_is_logged_loudly_and_recorded(caplog):
+    modalities, _ = pathvqa_like(4)
+    with caplog.at_level(logging.WARNING, logger="mmray.methods.jepa"):
+        model = tiny_jepa(modalities, image_weights="no-such-org/no-such-model")
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("image encoder: RANDOMLY INITIALISED" in w and "no-such-org/no-such-model" in w for w in warnings)
+    assert any("text teacher and decoder: RANDOMLY INITIALISED" in w for w in warnings)
+    assert model.provenance["image_encoder"].startswith("random-init Dinov2Config")
+    assert "not in the local Hugging Face cache" in model.provenance["image_encoder"]
+    assert model.provenance["text_teacher_decoder"].startswith("random-init BartConfig")
+
+
+def test_pretrained_bart_is_refused_for_ids_of_another_tokenizer():
+    modalities, _ = pathvqa_like(4)
+    model = tiny_jepa(modalities, text_weights="facebook/bart-base")
+    assert "tokenised by 'fixture', not by 'facebook/bart-base'" in model.provenance["text_teacher_decoder"]
+
+
+def test_teacher_is_frozen_gets_no_gradient_and_is_unchanged_by_a_step():
+    modalities, data = pathvqa_like(16)
+    model = tiny_jepa(modalities, warmup_epochs=0)
+    before = {k: v.clone() for k, v in model.teacher.state_dict().items()}
+    optimizer = torch.optim.AdamW(model.param_groups(1e-2), weight_decay=0.1)
+    train_epoch(model, batches(data, 8), optimizer)
+    assert all(p.grad is None and not p.requires_grad for p in model.teacher.parameters())
+    assert all(torch.equal(before[k], v) for k, v in model.teacher.state_dict().items())
+    assert not model.teacher.training  # no dropout: the targets stay deterministic in training mode
+    # the decoder learns its own token embeddings: they moved, the teacher's did not
+    assert not torch.equal(model.decoder.embed_tokens.weight, model.teacher.embed_tokens.weight)
+
+
+def test_param_groups_split_image_and_decoder_learning_rates_and_cover_every_trainable_parameter():
+    modalities, _ = pathvqa_like(4)
+    model = tiny_jepa(modalities, lr_image=1e-4, lr_decoder=3e-3)
+    image, decoder = model.param_groups(1e-3)
+    assert (image["lr"], decoder["lr"]) == (1e-4, 3e-3)
+    ids = [id(p) for group in (image, decoder) for p in group["params"]]
+    assert sorted(ids) == sorted(id(p) for p in model.parameters() if p.requires_grad)
+    assert {id(p) for p in model.image_encoder.parameters()} <= {id(p) for p in image["params"]}
+    assert {id(p) for p in model.prefix.parameters()} <= {id(p) for p in decoder["params"]}
+    assert [g["lr"] for g in tiny_jepa(modalities).param_groups(1e-3)] == [1e-3, 1e-3]
+
+
+def test_warmup_epochs_give_the_cross_entropy_zero_weight():
+    modalities, data = pathvqa_like(8)
+    model = tiny_jepa(modalities, warmup_epochs=2, lambda_align=0.5, lambda_ce=2.0)
+    for epoch, weight in ((1, 0.0), (2, 0.0), (3, 2.0)):
+        model.set_epoch(epoch)
+        model.zero_grad()
+        losses = model.losses(data)
+        assert losses["ce_weight"].item() == weight and losses["ce"].item() > 0
+        assert losses["loss"].item() == pytest.approx(0.5 * losses["align"].item() + weight * losses["ce"].item())
+        losses["loss"].backward()
+        decoder_grad = sum(p.grad.abs().sum().item() for p in model.decoder.layers.parameters())
+        assert (decoder_grad > 0) == (weight > 0), epoch
+
+
+def test_embed_works_with_a_modality_missing():
+    modalities, data = pathvqa_like(6)
+    model = tiny_jepa(modalities)
+    full = model.embed(data)
+    assert set(full) == {"image", "question", "answer", "fused"} and full["fused"].shape == (6, 32)
+    image_only = model.embed({"image": data["image"]})
+    assert set(image_only) == {"image", "fused"} and torch.allclose(image_only["image"], full["image"], atol=1e-6)
+    assert set(model.embed({"question": data["question"]})) == {"question", "fused"}
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """A tiny jepa trained on the fixture for 8 epochs x 4 steps (1 warm-up epoch), with its loss history."""
+    modalities, data = pathvqa_like(64)
+    model = tiny_jepa(modalities, warmup_epochs=1)
+    with torch.no_grad():
+        untrained = {k: v.item() for k, v in model.losses(data).items()}
+    optimizer = torch.optim.AdamW(model.param_groups(1e-2))
+    history = []
+    for epoch in range(1, 9):
+        model.set_epoch(epoch)
+        history.append(train_epoch(model, batches(data, 16), optimizer, grad_clip=5.0))
+    return model.eval(), data, untrained, history
+
+
+def test_both_losses_fall_on_a_pathvqa_shaped_fixture(trained):
+    _, _, untrained, history = trained
+    assert history[0]["ce_weight"] == 0 and history[-1]["ce_weight"] == 1
+    assert history[-1]["align"] < 0.5 * untrained["align"], history
+    assert history[-1]["ce"] < 0.25 * untrained["ce"], history  # ln(40) = 3.7 for a uniform guess
+
+
+def test_generation_runs_end_to_end_and_learns_the_answers(trained):
+    model, data, _, _ = trained
+    ids = model.generate(data, max_new_tokens=5)
+    assert ids.shape == (64, 5) and ids.dtype == torch.long and ((ids >= 0) & (ids < VOCAB)).all()
+    ended = ids == PAD
+    assert (ended.long().cummax(1).values.bool() == ended).all()  # nothing but pad after a row's end
+    assert sum(g == t for g, t in zip(decode(ids), decode(data["answer"]))) >= 48  # of 64
+    assert model.generate({"image": data["image"][:4]}, max_new_tokens=3).shape == (4, 3)  # no question
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        model.generate(data, max_new_tokens=1000)
+
+
+def test_a_single_caption_is_both_the_alignment_target_and_the_generated_text():
+    modalities, data = pathvqa_like(8)
+    captioned = (modalities[0], ModalitySpec("caption", "text", (4,), vocab_size=VOCAB, tokenizer="f", pad_id=PAD))
+    model = tiny_jepa(captioned, warmup_epochs=0)
+    batch = {"image": data["image"], "caption": data["answer"], "label": data["label"]}
+    memory, _ = model.memory(model.image_embedding(batch["image"]), batch)
+    assert memory.shape[1] == model.params.prefix_tokens  # the decoder cannot read the caption it must write
+    assert set(model.losses(batch)) == {"loss", "align", "ce", "ce_weight"}
