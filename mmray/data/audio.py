@@ -8,21 +8,42 @@ import librosa
 import numpy as np
 import soundfile as sf
 
+from mmray.data.sources import require_file
 from mmray.errors import DataError
 
 
-def read_wav(path: Path, sample_rate: int) -> np.ndarray:
-    """Mono float32 waveform at `sample_rate`, resampled if the file has another rate."""
-    if not path.exists() or path.stat().st_size == 0:
-        raise DataError(f"audio file {path} is missing or empty; restore it from the dataset source")
+def load_wav(path: Path, sample_rate: int) -> tuple[np.ndarray, int]:
+    """Mono float32 waveform at `sample_rate` (resampled if the file has another rate) and the file's own rate."""
+    require_file(path, "audio file")
     try:
         wave, rate = sf.read(path, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError) as exc:
         raise DataError(f"audio file {path} cannot be decoded ({exc}); replace it with a valid WAV") from exc
+    if len(wave) == 0:
+        raise DataError(f"audio file {path} holds no samples; replace it with a valid WAV")
     wave = wave.mean(axis=1)
     if rate != sample_rate:
         wave = librosa.resample(wave, orig_sr=rate, target_sr=sample_rate)
-    return wave
+    return wave, rate
+
+
+def read_wav(path: Path, sample_rate: int) -> np.ndarray:
+    """Mono float32 waveform at `sample_rate`, resampled if the file has another rate."""
+    return load_wav(path, sample_rate)[0]
+
+
+def note_resampling(paths: list[Path], rates: list[int], sample_rate: int, log) -> dict[str, int]:
+    """Log once per foreign sample rate how many files were resampled (naming the first); the counts, for
+    the manifest. Resampling is right, but a surprise rate usually means a mixed-up copy of the dataset."""
+    counts: dict[str, int] = {}
+    for path, rate in zip(paths, rates):
+        if rate == sample_rate:
+            continue
+        if str(rate) not in counts:
+            log(f"audio file {path} is at {rate} Hz, not sample_rate={sample_rate}: resampling it and every "
+                f"other file at {rate} Hz (counted in the manifest)")
+        counts[str(rate)] = counts.get(str(rate), 0) + 1
+    return counts
 
 
 def log_mel(wave: np.ndarray, sample_rate: int, n_mels: int, n_fft: int, hop_length: int, frames: int) -> np.ndarray:

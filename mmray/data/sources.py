@@ -13,6 +13,7 @@ from mmray.errors import DataError
 
 MIRROR_ENV = "MMRAY_DATA_MIRROR"
 CACHE_ENV = "MMRAY_CACHE"
+LFS_POINTER = b"version https://git-lfs.github.com/spec/"  # how a git-lfs stub file starts
 
 
 def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
@@ -52,6 +53,16 @@ def download(url: str, dest: Path) -> Path:
     return dest
 
 
+def require_file(path: Path, what: str) -> None:
+    """A DataError naming `path` unless it is a non-empty file holding data (not a git-lfs stub)."""
+    if not path.is_file() or path.stat().st_size == 0:
+        raise DataError(f"{what} {path} is missing or empty; restore it from the dataset source")
+    with open(path, "rb") as f:
+        if f.read(len(LFS_POINTER)) == LFS_POINTER:
+            raise DataError(f"{what} {path} is a git-lfs pointer, not the data; fetch the real file "
+                            "(`git lfs pull` in the clone) or copy it from a complete copy of the dataset")
+
+
 class RawData:
     """Resolves a raw dataset folder (e.g. 'mnist', 'fsdd') inside the mirror or the download cache, and
     keeps the list of bad raw files skipped while building (only when the user asked for `skip_bad`)."""
@@ -70,6 +81,9 @@ class RawData:
             raise DataError(f"{problem} (or pass --skip-bad to leave such files out)")
         self.skipped.append(problem)
         self._log(f"[mmray] skipping: {problem}")
+
+    def log(self, message: str) -> None:
+        self._log(f"[mmray] {message}")
 
     @property
     def mirror(self) -> Path | None:

@@ -4,6 +4,10 @@ Every MNIST image is paired with a random FSDD recording of the same digit from 
 FSDD's official split puts recording index 0-4 in test and 5-49 in train; we hold recordings
 5..(5+val_recordings-1) and `n_val_images` MNIST training images out of train as the validation split,
 so test pairs use only test recordings and test images, and no split shares a recording with another.
+
+`speaker_holdout` names one FSDD speaker instead: every recording of that speaker is test audio, and the
+other five speakers' recordings 0..(val_recordings-1) are validation and the rest training, so the test
+split measures transfer to an unheard voice.
 """
 
 from __future__ import annotations
@@ -11,12 +15,14 @@ from __future__ import annotations
 import gzip
 import re
 import zipfile
+from functools import partial
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
+from pydantic import field_validator
 
-from mmray.data.audio import log_mel, log_mel_stats, read_wav, standardise
+from mmray.data.audio import load_wav, log_mel, log_mel_stats, note_resampling, standardise
+from mmray.data.parallel import map_files
 from mmray.data.sources import download
 from mmray.data.spec import Benchmark, BenchmarkParams, ModalitySpec, SplitArrays
 from mmray.errors import DataError
@@ -32,6 +38,7 @@ MNIST_FILES = {
 FSDD_COMMIT = "26eb9aaf76e81b692f806f9140c2d2777410d7a1"
 FSDD_ZIP = f"https://github.com/Jakobovski/free-spoken-digit-dataset/archive/{FSDD_COMMIT}.zip"
 FSDD_NAME = re.compile(r"^(\d)_([a-z]+)_(\d+)\.wav$")
+FSDD_SPEAKERS = ("george", "jackson", "lucas", "nicolas", "theo", "yweweler")  # at FSDD_COMMIT
 
 
 class AVMNISTParams(BenchmarkParams):
@@ -44,6 +51,14 @@ class AVMNISTParams(BenchmarkParams):
     val_recordings: int = 5  # recording indices 5..9 of each speaker and digit
     max_train: int | None = None  # cap on pairs per split, for quick tests
     max_eval: int | None = None
+    speaker_holdout: str | None = None  # an FSDD speaker whose recordings alone form the test audio
+
+    @field_validator("speaker_holdout")
+    @classmethod
+    def _known_speaker(cls, speaker: str | None) -> str | None:
+        if speaker is not None and speaker not in FSDD_SPEAKERS:
+            raise ValueError(f"unknown FSDD speaker {speaker!r}; valid speakers: {', '.join(FSDD_SPEAKERS)}")
+        return speaker
 
 
 def fetch_mnist(folder: Path) -> None:
@@ -100,10 +115,20 @@ def fsdd_recordings(folder: Path) -> list[tuple[Path, int, str, int]]:
     return recordings
 
 
-def fsdd_split(index: int, val_recordings: int) -> str:
+def fsdd_split(speaker: str, index: int, p: AVMNISTParams) -> str:
+    if p.speaker_holdout is not None:
+        if speaker == p.speaker_holdout:
+            return "test"
+        return "val" if index < p.val_recordings else "train"
     if index < 5:
         return "test"
-    return "val" if index < 5 + val_recordings else "train"
+    return "val" if index < 5 + p.val_recordings else "train"
+
+
+def fsdd_log_mel(path: Path, p: AVMNISTParams) -> tuple[np.ndarray, int]:
+    """Log-mel of one recording and the file's own sample rate; runs in a worker process."""
+    wave, rate = load_wav(path, p.sample_rate)
+    return log_mel(wave, p.sample_rate, p.n_mels, p.n_fft, p.hop_length, p.frames), rate
 
 
 def pair_with_audio(labels: np.ndarray, audio: np.ndarray, audio_digits: np.ndarray,
@@ -134,12 +159,18 @@ class AVMNIST(Benchmark):
         mnist = raw.folder("mnist", fetch_mnist, "test.npz")
         fsdd = raw.folder("fsdd", fetch_fsdd, "recordings")
         recordings = fsdd_recordings(fsdd)
-        mels = np.stack([
-            log_mel(read_wav(path, p.sample_rate), p.sample_rate, p.n_mels, p.n_fft, p.hop_length, p.frames)
-            for path, *_ in tqdm(recordings, desc="FSDD log-mel", unit="wav", leave=False)
-        ])
+        if p.speaker_holdout is not None and p.speaker_holdout not in {r[2] for r in recordings}:
+            raise DataError(f"{fsdd / 'recordings'} has no recording of speaker {p.speaker_holdout!r} "
+                            f"(speaker_holdout); it has {', '.join(sorted({r[2] for r in recordings}))}")
+        decoded = map_files(partial(fsdd_log_mel, p=p), [r[0] for r in recordings], raw, desc="FSDD log-mel")
+        usable = [(r, d) for r, d in zip(recordings, decoded) if d is not None]
+        if not usable:
+            raise DataError(f"no usable FSDD recording in {fsdd / 'recordings'}; restore the dataset")
+        recordings, decoded = zip(*usable)
+        resampled = note_resampling([r[0] for r in recordings], [d[1] for d in decoded], p.sample_rate, raw.log)
+        mels = np.stack([d[0] for d in decoded])
         digits = np.array([r[1] for r in recordings])
-        audio_split = np.array([fsdd_split(r[3], p.val_recordings) for r in recordings])
+        audio_split = np.array([fsdd_split(r[2], r[3], p) for r in recordings])
         train_audio = audio_split == "train"
         stats = log_mel_stats(mels[train_audio])
         mels = standardise(mels, stats)
@@ -166,5 +197,8 @@ class AVMNIST(Benchmark):
         extra = {
             "normalization": {**stats, "image": "pixels / 255"},
             "recordings_per_split": {s: int((audio_split == s).sum()) for s in ("train", "val", "test")},
+            "speakers_per_split": {s: sorted({r[2] for r, a in zip(recordings, audio_split) if a == s})
+                                   for s in ("train", "val", "test")},
+            "resampled_audio_files": resampled,
         }
         return splits, extra
