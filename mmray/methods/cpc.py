@@ -1,0 +1,194 @@
+"""cpc: contrastive predictive coding (van den Oord, Li & Vinyals 2018) on every modality of a benchmark.
+
+Each modality becomes a sequence of latents z_1..z_T: a log-mel (1, mels, frames) through 1-D convolutions over
+its frames (mels are the channels; one latent per two frames), an image (C, H, W) through one small conv net per
+non-overlapping `patch_size` patch, the patches in raster order. One GRU, shared by all modalities (told which
+one by a learned embedding added to its input), summarises the past: c_t = GRU(z_1..z_t). For k = 1..K a linear
+map W_k predicts z_{t+k} from c_t, scored by cosine / temperature against
+    inbatch          the latents at t+k of the other sequences in the batch,
+    queue            those plus a FIFO queue of past latents of the same modality (detached, `queue_size`),
+    queue+synthetic  those plus two hard negatives per prediction: the positive with Gaussian noise
+                     (`noise_scale`, detached) and a latent of the same sequence at another time,
+    crossmodal       the in-batch ones plus the other modality's latents of the batch (when it is present).
+With two modalities, InfoNCE between the mean contexts of a pair aligns them (weight `w_align`).
+The embedding of a modality is its mean context; 'fused' is the mean of the normalised ones present.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torch import nn
+
+from mmray.data.spec import ModalitySpec
+from mmray.methods.base import Batch, Method, MethodParams
+from mmray.methods.losses import cpc_info_nce, info_nce, perturbed_negatives, time_shifted_negatives
+
+NegativeMode = Literal["inbatch", "queue", "queue+synthetic", "crossmodal"]
+
+
+class CPCParams(MethodParams):
+    negatives: NegativeMode = "inbatch"
+    queue_size: int = Field(1024, ge=1)
+    z_dim: int = Field(64, ge=2)
+    c_dim: int = Field(128, ge=2)
+    prediction_steps: int = Field(4, ge=1)
+    temperature: float = Field(0.1, gt=0)
+    noise_scale: float = Field(0.1, ge=0)  # std of the noise on a normalised positive (queue+synthetic)
+    patch_size: int = Field(8, ge=1)
+    encoder_width: int = Field(32, ge=1)
+    w_cpc: float = Field(1.0, ge=0)
+    w_align: float = Field(1.0, ge=0)
+    align_temperature: float = Field(0.5, gt=0)  # high: pairs share only a label (see pavlov)
+
+
+class LatentQueue(nn.Module):
+    """A bounded FIFO of past latents kept as buffers (saved in checkpoints, never trained): the oldest rows
+    are overwritten first."""
+
+    def __init__(self, size: int, dim: int):
+        super().__init__()
+        self.register_buffer("items", torch.zeros(size, dim))
+        self.register_buffer("pointer", torch.zeros((), dtype=torch.long))
+        self.register_buffer("count", torch.zeros((), dtype=torch.long))
+
+    def contents(self) -> torch.Tensor:
+        """The rows pushed so far (at most the capacity), oldest first."""
+        size, count, pointer = len(self.items), int(self.count), int(self.pointer)
+        if count < size:
+            return self.items[:count].clone()
+        return torch.cat([self.items[pointer:], self.items[:pointer]])
+
+    @torch.no_grad()
+    def push(self, latents: torch.Tensor) -> None:
+        latents = latents.detach()[-len(self.items):]  # more rows than the capacity: the newest win
+        positions = (int(self.pointer) + torch.arange(len(latents), device=latents.device)) % len(self.items)
+        self.items[positions] = latents.to(self.items.dtype)
+        self.pointer.fill_((int(self.pointer) + len(latents)) % len(self.items))
+        self.count.fill_(min(int(self.count) + len(latents), len(self.items)))
+
+
+class AudioSequenceEncoder(nn.Module):
+    """(B, 1, mels, frames) -> (B, ceil(frames / 2), z_dim): 1-D convolutions over time, mels as channels."""
+
+    def __init__(self, shape: tuple[int, ...], z_dim: int, width: int):
+        super().__init__()
+        mels = shape[0] * shape[1]
+        self.net = nn.Sequential(
+            nn.Conv1d(mels, width, 3, padding=1), nn.ReLU(),
+            nn.Conv1d(width, width, 3, stride=2, padding=1), nn.ReLU(),
+            nn.Conv1d(width, z_dim, 1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x.flatten(1, 2)).transpose(1, 2)
+
+
+class PatchSequenceEncoder(nn.Module):
+    """(B, C, H, W) -> (B, (H/p) * (W/p), z_dim): one conv net applied to each p x p patch, raster order."""
+
+    def __init__(self, shape: tuple[int, ...], z_dim: int, width: int, patch_size: int):
+        super().__init__()
+        self.patch_size = patch_size
+        self.net = nn.Sequential(
+            nn.Conv2d(shape[0], width, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(width, 2 * width, 3, stride=2, padding=1), nn.ReLU(),
+            nn.Conv2d(2 * width, 2 * width, 3, padding=1), nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+            nn.Linear(2 * width, z_dim),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, p = x.shape[0], x.shape[1], self.patch_size
+        patches = x.unfold(2, p, p).unfold(3, p, p)  # (B, C, H/p, W/p, p, p)
+        patches = patches.permute(0, 2, 3, 1, 4, 5).reshape(-1, c, p, p)  # row-major over the patch grid
+        return self.net(patches).view(b, -1, self.net[-1].out_features)
+
+
+def build_sequence_encoder(spec: ModalitySpec, p: CPCParams) -> nn.Module:
+    if spec.kind == "audio" and len(spec.shape) == 3:
+        return AudioSequenceEncoder(spec.shape, p.z_dim, p.encoder_width)
+    if spec.kind == "image" and len(spec.shape) == 3:
+        height, width = spec.shape[1:]
+        if height % p.patch_size or width % p.patch_size or (height // p.patch_size) * (width // p.patch_size) < 2:
+            raise ValueError(f"cpc: patch_size {p.patch_size} must divide image {spec.name!r} of {height}x{width} "
+                             "into at least 2 patches")
+        return PatchSequenceEncoder(spec.shape, p.z_dim, p.encoder_width, p.patch_size)
+    raise ValueError(f"cpc: no sequence encoder for modality {spec.name!r} of kind {spec.kind} and shape {spec.shape}")
+
+
+class CPC(Method):
+    name = "cpc"
+    Params = CPCParams
+    min_modalities = 1
+
+    def __init__(self, modalities, num_classes: int, params: CPCParams):
+        super().__init__(modalities, num_classes, params)
+        p = params
+        self.encoders = nn.ModuleDict({m.name: build_sequence_encoder(m, p) for m in modalities})
+        self.modality_embedding = nn.ParameterDict({m.name: nn.Parameter(torch.zeros(p.z_dim)) for m in modalities})
+        self.context = nn.GRU(p.z_dim, p.c_dim, batch_first=True)
+        self.predictors = nn.ModuleList(nn.Linear(p.c_dim, p.z_dim, bias=False) for _ in range(p.prediction_steps))
+        self.queues = nn.ModuleDict({m.name: LatentQueue(p.queue_size, p.z_dim) for m in modalities}
+                                    if p.negatives.startswith("queue") else {})
+
+    def sequences(self, modality: str, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Latents z (B, T, z_dim) and contexts c (B, T, c_dim) of one modality."""
+        z = self.encoders[modality](x)
+        c, _ = self.context(z + self.modality_embedding[modality])
+        return z, c
+
+    def cpc_loss(self, modality: str, z: torch.Tensor, c: torch.Tensor,
+                 other: torch.Tensor | None) -> torch.Tensor:
+        """Mean InfoNCE over the prediction steps that fit in the sequence; `other`: the other modality's z."""
+        p = self.params
+        steps = min(p.prediction_steps, z.shape[1] - 1)
+        extra = self.queues[modality].contents() if modality in self.queues else None
+        terms = []
+        for k in range(1, steps + 1):
+            # time-major groups: the prediction at t competes with the latents at t + k of the whole batch
+            predictions = self.predictors[k - 1](c[:, :-k]).transpose(0, 1)
+            positives = z[:, k:].transpose(0, 1)
+            hard = None
+            if p.negatives == "queue+synthetic":
+                hard = torch.stack([perturbed_negatives(positives, p.noise_scale),
+                                    time_shifted_negatives(z.transpose(0, 1), k)], dim=2)
+            negatives = extra
+            if p.negatives == "crossmodal" and other is not None:
+                picks = torch.randint(other.shape[1], (len(positives),), device=other.device)
+                negatives = other[:, picks].transpose(0, 1)  # one random time of every pair, per group
+            terms.append(cpc_info_nce(predictions, positives, negatives, p.temperature, hard_negatives=hard))
+        if modality in self.queues and self.training:
+            # MoCo-style: one latent per sequence (a random time step) enters the queue after use
+            self.queues[modality].push(z[torch.arange(len(z)), torch.randint(z.shape[1], (len(z),))])
+        return torch.stack(terms).mean()
+
+    def losses(self, batch: Batch) -> dict[str, torch.Tensor]:
+        p = self.params
+        names = [m.name for m in self.modalities if m.name in batch]
+        seq = {m: self.sequences(m, batch[m]) for m in names}
+        out = {}
+        for m in names:
+            other = next((seq[n][0] for n in names if n != m), None)
+            out[f"cpc_{m}"] = self.cpc_loss(m, *seq[m], other)
+        cpc = torch.stack(list(out.values())).mean()
+        total = p.w_cpc * cpc
+        out["cpc"] = cpc
+        if len(names) > 1:
+            pooled = {m: seq[m][1].mean(1) for m in names}
+            align = torch.stack([info_nce(pooled[a], pooled[b], p.align_temperature)
+                                 for a, b in itertools.combinations(names, 2)]).mean()
+            total = total + p.w_align * align
+            out["align"] = align
+        out["loss"] = total
+        return out
+
+    def embed(self, batch: Batch) -> dict[str, torch.Tensor]:
+        out = {m.name: self.sequences(m.name, batch[m.name])[1].mean(1) for m in self.modalities if m.name in batch}
+        out["fused"] = torch.stack([F.normalize(v, dim=-1) for v in out.values()]).mean(0)
+        return out
+
