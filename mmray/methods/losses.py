@@ -30,6 +30,41 @@ def rotation_from_skew(parameter: torch.Tensor) -> torch.Tensor:
     return torch.linalg.matrix_exp(parameter - parameter.T)
 
 
+def cpc_info_nce(predictions: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor | None,
+                 temperature: float, hard_negatives: torch.Tensor | None = None) -> torch.Tensor:
+    """InfoNCE of contrastive predictive coding, scored by cosine similarity / temperature.
+
+    predictions, positives: (G, N, D), G independent groups (CPC: time steps) of N rows (sequences). Row i of a
+    group must pick positive i over the group's other positives (in-batch negatives), over `negatives` shared
+    by the group ((G, M, D) or (M, D) for every group; None: none) and over its own `hard_negatives` (G, N, H, D).
+    """
+    predictions, positives = F.normalize(predictions, dim=-1), F.normalize(positives, dim=-1)
+    logits = [predictions @ positives.transpose(-1, -2)]  # (G, N, N), positives on the diagonal
+    if negatives is not None and negatives.shape[-2] > 0:
+        logits.append(predictions @ F.normalize(negatives, dim=-1).transpose(-1, -2))
+    if hard_negatives is not None:
+        logits.append(torch.einsum("gnd,gnhd->gnh", predictions, F.normalize(hard_negatives, dim=-1)))
+    groups, rows = predictions.shape[:2]
+    targets = torch.arange(rows, device=predictions.device).repeat(groups)
+    return F.cross_entropy(torch.cat(logits, dim=-1).flatten(0, 1) / temperature, targets)
+
+
+def perturbed_negatives(positives: torch.Tensor, noise_scale: float) -> torch.Tensor:
+    """Synthetic hard negatives: each normalised positive plus Gaussian noise of std `noise_scale`, detached."""
+    positives = F.normalize(positives.detach(), dim=-1)
+    return positives + noise_scale * torch.randn_like(positives)
+
+
+def time_shifted_negatives(latents: torch.Tensor, k: int) -> torch.Tensor:
+    """Synthetic hard negatives: for the targets latents[k:] of a (T, N, D) sequence batch, a latent of the same
+    sequence at a random other time step, detached; (T - k, N, D)."""
+    steps, rows = latents.shape[:2]
+    targets = torch.arange(k, steps, device=latents.device)[:, None]
+    shift = torch.randint(1, steps, (steps - k, rows), device=latents.device)  # never 0: never the target itself
+    times = (targets + shift) % steps
+    return latents.detach()[times, torch.arange(rows, device=latents.device)]
+
+
 def cosine_alignment(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean of 1 - cos(prediction_i, target_i) over rows: 0 when every row points along its target, 2 opposite.
     The target is detached: it is a teacher's output, never pulled towards the prediction."""
