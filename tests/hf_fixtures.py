@@ -1,8 +1,9 @@
 """Small Hugging Face datasets in the true hub schema, written as the hub stores them (Parquet under data/).
 
-Each is made with the `datasets` library itself (`Image` features become {"bytes": PNG, "path": ...} structs,
-`ClassLabel` names go into the files' `huggingface` metadata), so the loaders read exactly what a download of
-flaviagiammarino/path-vqa, kishore-s-15/mnist-qwen2.5-2B-captions or kishore-s-15/animal-faces-captioned holds.
+Each is made with the `datasets` library itself (`Image` features become {"bytes": PNG, "path": ...}
+structs, `ClassLabel` names go into the files' `huggingface` metadata), so the loaders read exactly what a
+download of flaviagiammarino/path-vqa, kishore-s-15/mnist-qwen2.5-2B-captions or
+kishore-s-15/animal-faces-captioned holds.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ import io
 from pathlib import Path
 
 import numpy as np
-from datasets import ClassLabel, Dataset, Features, Image, Value
 from PIL import Image as PILImage
+
+from datasets import ClassLabel, Dataset, Features, Image, Value
 
 ANIMALS = ("cat", "dog", "wild")
 
@@ -53,29 +55,37 @@ def pathvqa(folder: Path, rows: dict[str, int] | None = None, seed: int = 0) -> 
             else:
                 questions.append(f"What does the {split} slide {i} show?")
                 answers.append(f"{split} finding {i % 5}")
-        splits[split] = {"image": [images[i // 3] for i in range(n)], "question": questions, "answer": answers}
+        splits[split] = {"image": [images[i // 3] for i in range(n)], "question": questions,
+                         "answer": answers}
     return write_splits(folder, features, splits)
 
 
 def captioned(folder: Path, class_names: tuple[str, ...], image_shape: tuple[int, ...],
-              rows: dict[str, int], seed: int = 0, text_column: str = "caption") -> Path:
-    """A captioned image set: image, caption, label (ClassLabel); labels cycle through the classes."""
+              rows: dict[str, int], seed: int = 0, text_column: str = "caption",
+              corrupt: dict[str, int] | None = None) -> Path:
+    """A captioned image set: image, caption, label (ClassLabel); labels cycle through the classes.
+    `corrupt` maps a split to a row whose image bytes are not an image."""
     rng = np.random.default_rng(seed)
-    features = Features({"image": Image(), text_column: Value("string"), "label": ClassLabel(names=list(class_names))})
+    features = Features({"image": Image(), text_column: Value("string"),
+                         "label": ClassLabel(names=list(class_names))})
     splits = {}
     for split, n in rows.items():
         labels = [i % len(class_names) for i in range(n)]
         splits[split] = {
             "image": [image_cell(rng, image_shape, f"{split}/{i}.png") for i in range(n)],
-            text_column: [f"A picture of a {class_names[y]}, {split} example {i}." for i, y in enumerate(labels)],
+            text_column: [f"A picture of a {class_names[y]}, {split} example {i}."
+                          for i, y in enumerate(labels)],
             "label": labels,
         }
+    for split, row in (corrupt or {}).items():
+        splits[split]["image"][row] = {"bytes": b"\x89PNG but not really", "path": f"{split}/{row}.png"}
     return write_splits(folder, features, splits)
 
 
 def mnist_captions(folder: Path, rows: dict[str, int] | None = None, **kwargs) -> Path:
     """MNIST with captions: 28x28 grayscale digits; the hub set has train and test only (val is carved)."""
-    return captioned(folder, tuple(str(d) for d in range(10)), (28, 28), rows or {"train": 40, "test": 20}, **kwargs)
+    digits = tuple(str(d) for d in range(10))
+    return captioned(folder, digits, (28, 28), rows or {"train": 40, "test": 20}, **kwargs)
 
 
 def animal_faces(folder: Path, rows: dict[str, int] | None = None, **kwargs) -> Path:
@@ -96,7 +106,8 @@ def word_tokenizer(folder: Path, words: list[str]) -> Path:
     core = Tokenizer(WordLevel(vocab, unk_token="<unk>"))
     core.normalizer = normalizers.Lowercase()
     core.pre_tokenizer = pre_tokenizers.Whitespace()
-    core.post_processor = processors.TemplateProcessing(single="<s> $A </s>", special_tokens=[("<s>", 0), ("</s>", 2)])
+    core.post_processor = processors.TemplateProcessing(single="<s> $A </s>",
+                                                        special_tokens=[("<s>", 0), ("</s>", 2)])
     PreTrainedTokenizerFast(tokenizer_object=core, bos_token="<s>", pad_token="<pad>", eos_token="</s>",
                             unk_token="<unk>").save_pretrained(str(folder))
     return folder

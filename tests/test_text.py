@@ -4,11 +4,23 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from hf_fixtures import word_tokenizer
+
 from mmray.data import text
-from mmray.data.text import (BOS_ID, EOS_ID, PAD_ID, SPECIALS, UNK_ID, HFTokenizer, TextParams, VocabTokenizer,
-                             normalise, text_spec, tokenize_splits, tokenizer_from_state)
+from mmray.data.text import (
+    BOS_ID,
+    EOS_ID,
+    PAD_ID,
+    SPECIALS,
+    UNK_ID,
+    HFTokenizer,
+    TextParams,
+    VocabTokenizer,
+    normalise,
+    text_spec,
+    tokenize_splits,
+    tokenizer_from_state,
+)
 from mmray.errors import DataError
 
 TRAIN = ["A handwritten digit Seven, slanted.", "The digit seven again!", "a zero; round and thick"]
@@ -52,7 +64,8 @@ def test_vocab_comes_from_train_only_and_survives_the_manifest():
     again = tokenizer_from_state(tokenizer.state())
     assert again.words == tokenizer.words and again.decode(ids["train"]) == [normalise(t) for t in TRAIN]
     spec = text_spec("caption", params)
-    assert (spec.kind, spec.shape, spec.vocab_size, spec.tokenizer, spec.pad_id) == ("text", (32,), 50, "vocab", 0)
+    assert (spec.kind, spec.shape, spec.vocab_size) == ("text", (32,), 50)
+    assert (spec.tokenizer, spec.pad_id) == ("vocab", 0)
     assert int(max(a.max() for a in ids.values())) < spec.vocab_size
 
 

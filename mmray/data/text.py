@@ -2,13 +2,14 @@
 
 Two kinds of tokenizer, chosen by the benchmark parameter `tokenizer`:
 
-- `"vocab"`: a word-level vocabulary built from the TRAINING split only (lower-cased words and punctuation marks;
-  the `vocab_size - 4` most frequent words seen at least `min_freq` times), for small LSTM text encoders.
+- `"vocab"`: a word-level vocabulary built from the TRAINING split only (lower-cased words and punctuation
+  marks; the `vocab_size - 4` most frequent words seen at least `min_freq` times), for small LSTM text
+  encoders.
   Ids 0-3 are `<pad>`, `<unk>`, `<bos>`, `<eos>`; a text is `<bos> words <eos>` padded with 0. The modality's
   `vocab_size` is the parameter (the id range an embedding table needs), even when fewer words were seen.
 - any Hugging Face tokenizer name (e.g. `"facebook/bart-base"`) or a local folder holding one, loaded with
-  `transformers.AutoTokenizer` (the local HF cache first, then the hub); it adds its own special tokens and pads
-  with its own pad id (BART: 1).
+  `transformers.AutoTokenizer` (the local HF cache first, then the hub); it adds its own special tokens and
+  pads with its own pad id (BART: 1).
 
 What decodes the ids again is saved in the manifest (`tokenizers.<modality>`: the word list, or the name), so
 
@@ -43,11 +44,11 @@ _WORD = re.compile(r"\w+|[^\w\s]")
 class TextParams(BenchmarkParams):
     """Tokenisation parameters of a benchmark with text modalities (part of its cache key)."""
 
-    tokenizer: str = Field(VOCAB, description="'vocab' (word vocabulary from the training split) or a Hugging "
-                                              "Face tokenizer name such as facebook/bart-base")
+    tokenizer: str = Field(VOCAB, description="'vocab' (word vocabulary from the training split) or a "
+                                              "Hugging Face tokenizer name such as facebook/bart-base")
     max_length: int = Field(32, ge=4, description="token ids per text, special tokens included")
-    vocab_size: int = Field(10000, ge=8, description="vocab tokenizer: ids available, 4 special ones included")
-    min_freq: int = Field(1, ge=1, description="vocab tokenizer: keep words seen at least this often in train")
+    vocab_size: int = Field(10000, ge=8, description="vocab tokenizer: ids available, 4 specials included")
+    min_freq: int = Field(1, ge=1, description="vocab tokenizer: keep words seen this often in train")
 
 
 def normalise(text: str) -> str:
@@ -91,15 +92,15 @@ class VocabTokenizer(Tokenizer):
 
     def __init__(self, words: Sequence[str], vocab_size: int):
         if tuple(words[:len(SPECIALS)]) != SPECIALS or len(words) > vocab_size:
-            raise DataError(f"a vocabulary must start with {list(SPECIALS)} and hold at most {vocab_size} words; "
-                            "prepare the benchmark again (--force)")
+            raise DataError(f"a vocabulary must start with {list(SPECIALS)} and hold at most {vocab_size} "
+                            "words; prepare the benchmark again (--force)")
         self.words = list(words)
         self.vocab_size = vocab_size
         self._ids = {word: i for i, word in enumerate(self.words)}
 
     @classmethod
     def build(cls, train_texts: Sequence[str], vocab_size: int, min_freq: int = 1) -> VocabTokenizer:
-        """The most frequent words of the training texts (ties broken alphabetically, so it is deterministic)."""
+        """The most frequent words of the training texts (ties broken alphabetically: deterministic)."""
         counts = Counter(word for text in train_texts for word in _WORD.findall(text.lower()))
         kept = sorted((w for w, c in counts.items() if c >= min_freq), key=lambda w: (-counts[w], w))
         return cls([*SPECIALS, *kept[:vocab_size - len(SPECIALS)]], vocab_size)
@@ -133,7 +134,7 @@ def _offline() -> bool:
 
 @functools.lru_cache(maxsize=8)
 def _auto_tokenizer(name: str):
-    """A transformers tokenizer: the local cache (or folder) first, then the hub unless HF_HUB_OFFLINE is set."""
+    """A transformers tokenizer: the local cache (or folder) first, then the hub unless HF_HUB_OFFLINE."""
     from transformers import AutoTokenizer
 
     try:
@@ -144,7 +145,7 @@ def _auto_tokenizer(name: str):
         else:
             try:
                 return AutoTokenizer.from_pretrained(name)
-            except Exception as exc:  # noqa: BLE001 - hub/network errors come in many types; all mean "not here"
+            except Exception as exc:  # hub/network errors come in many types; all mean "not here"
                 problem = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     raise DataError(f"tokenizer {name!r} is not in the local Hugging Face cache and could not be downloaded "
                     f"({problem}); run once online to cache it, or use tokenizer: vocab")
@@ -169,21 +170,23 @@ class HFTokenizer(Tokenizer):
     def encode(self, texts: Sequence[str], max_length: int) -> np.ndarray:
         if not len(texts):
             return np.zeros((0, max_length), np.int64)
-        ids = self._tokenizer(list(texts), max_length=max_length, truncation=True, padding="max_length")["input_ids"]
-        return np.asarray(ids, dtype=np.int64)
+        ids = self._tokenizer(list(texts), max_length=max_length, truncation=True, padding="max_length")
+        return np.asarray(ids["input_ids"], dtype=np.int64)
 
     def _decode_rows(self, rows: np.ndarray) -> list[str]:
-        return [text.strip() for text in self._tokenizer.batch_decode(rows.tolist(), skip_special_tokens=True)]
+        texts = self._tokenizer.batch_decode(rows.tolist(), skip_special_tokens=True)
+        return [text.strip() for text in texts]
 
     def state(self) -> dict:
         return {"tokenizer": self.name}
 
 
 def text_spec(name: str, params: TextParams, max_length: int | None = None) -> ModalitySpec:
-    """The ModalitySpec of a text modality tokenised by `params.tokenizer` (loads an HF tokenizer to size it)."""
+    """The spec of a text modality tokenised by `params.tokenizer` (an HF one is loaded to size it)."""
     length = max_length or params.max_length
     if params.tokenizer == VOCAB:
-        return ModalitySpec(name, "text", (length,), vocab_size=params.vocab_size, tokenizer=VOCAB, pad_id=PAD_ID)
+        return ModalitySpec(name, "text", (length,), vocab_size=params.vocab_size, tokenizer=VOCAB,
+                            pad_id=PAD_ID)
     tokenizer = HFTokenizer(params.tokenizer)
     return ModalitySpec(name, "text", (length,), vocab_size=tokenizer.vocab_size, tokenizer=tokenizer.name,
                         pad_id=tokenizer.pad_id)
@@ -210,6 +213,7 @@ def load_tokenizer(prepared, modality: str) -> Tokenizer:
     """The tokenizer that made text modality `modality` of a prepared shard set (PreparedData)."""
     saved = prepared.manifest.get("tokenizers", {})
     if modality not in saved:
-        raise DataError(f"{prepared.path}: no tokenizer saved for modality {modality!r} (text modalities with "
-                        f"one: {sorted(saved)}); is it a text modality of {prepared.manifest['benchmark']}?")
+        raise DataError(f"{prepared.path}: no tokenizer saved for modality {modality!r} (text modalities "
+                        f"with one: {sorted(saved)}); is it a text modality of "
+                        f"{prepared.manifest['benchmark']}?")
     return tokenizer_from_state(saved[modality])
