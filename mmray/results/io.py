@@ -1,15 +1,25 @@
-"""Writing the results tables atomically as trials finish, and loading them back with pandas."""
+"""Writing the results tables atomically as trials finish, and loading them back as typed pandas DataFrames."""
 
 from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import pandas as pd
 
 from mmray.results import schema
+
+ARTIFACTS_DIR = "artifacts"  # <results>/artifacts/<trial_id>/: per-trial files (embedding maps, matrices)
+
+# Declared dtypes of the bookkeeping columns; metric and epoch-time columns are float64, text stays str.
+INTEGER_COLUMNS = (schema.SEED, schema.EPOCH, schema.EPOCHS_RUN, schema.EPOCHS_PLANNED)
+NULLABLE_INTEGER_COLUMNS = (schema.BEST_EPOCH,)  # failed trials have no best epoch
+FLOAT_COLUMNS = (schema.WALL_SECONDS, schema.EPOCH_SECONDS, schema.ELAPSED_SECONDS)
+# What the joined view copies from a trial onto each of its epochs (besides its config columns).
+TRIAL_FIELDS = (schema.STATUS, schema.EPOCHS_RUN, schema.EPOCHS_PLANNED, schema.BEST_EPOCH, schema.WALL_SECONDS)
 
 
 def write_table(frame: pd.DataFrame, path: Path) -> None:
@@ -24,11 +34,36 @@ def write_table(frame: pd.DataFrame, path: Path) -> None:
         Path(tmp).unlink(missing_ok=True)
 
 
+def typed(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` with the declared dtypes: counts int64 (best_epoch nullable Int64), seconds and every metric
+    column (including final/ and best/) float64, finished_at a UTC timestamp. Other columns are left as read."""
+    frame = frame.copy()
+    for column in frame.columns:
+        metric = column.removeprefix(schema.FINAL_PREFIX).removeprefix(schema.BEST_PREFIX)
+        if column in INTEGER_COLUMNS:
+            frame[column] = frame[column].astype("int64")
+        elif column in NULLABLE_INTEGER_COLUMNS:
+            frame[column] = frame[column].astype("Int64")
+        elif column in FLOAT_COLUMNS or schema.is_metric_column(metric):
+            frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
+        elif column == schema.FINISHED_AT:
+            frame[column] = pd.to_datetime(frame[column], utc=True)
+    return frame
+
+
 @dataclass
 class Results:
+    """A sweep's results folder as DataFrames.
+
+    trials: one row per finished trial (trials.parquet).  epochs: one row per (trial, epoch) (epochs.parquet;
+    empty if absent).  joined: each epoch row with its trial's status, epoch counts, wall seconds and config
+    columns beside it, for plotting a metric per epoch against any configured value.
+    """
+
     trials: pd.DataFrame
     epochs: pd.DataFrame
     path: Path
+    spec: dict = field(default_factory=dict)  # sweep.yaml as written by the sweep ({} when absent)
 
     @property
     def metric_columns(self) -> list[str]:
@@ -38,14 +73,33 @@ class Results:
     def config_columns(self) -> list[str]:
         return [c for c in self.trials.columns if c.startswith(schema.CONFIG_PREFIX)]
 
+    @cached_property
+    def joined(self) -> pd.DataFrame:
+        if self.epochs.empty:
+            return self.epochs
+        trial_columns = [schema.TRIAL_ID, *(c for c in TRIAL_FIELDS if c in self.trials), *self.config_columns]
+        return self.epochs.merge(self.trials[trial_columns], on=schema.TRIAL_ID, how="left", validate="m:1")
+
+    def artifact_dir(self, trial_id: str) -> Path:
+        """Where a trial's artifacts lie (the folder may not exist: not every metric writes artifacts)."""
+        return self.path / ARTIFACTS_DIR / str(trial_id)
+
 
 def load(path: str | os.PathLike) -> Results:
-    """Load a sweep's results folder (results/<sweep>) into pandas DataFrames."""
+    """Load a sweep's results folder (results/<sweep>) as typed pandas DataFrames: `.trials`, `.epochs`,
+    `.joined` (epochs with their trial's columns), `.spec` (sweep.yaml); column names: `mmray.results.schema`.
+
+    Readable while a sweep runs (tables are replaced atomically); trials still running are not in them yet.
+    """
+    import yaml
+
     path = Path(path)
     trials_path = path / schema.TRIALS_FILE
     if not trials_path.exists():
         raise FileNotFoundError(f"{trials_path} does not exist; run `mmray sweep` first or check the path")
-    trials = pd.read_parquet(trials_path)
+    trials = typed(pd.read_parquet(trials_path))
     epochs_path = path / schema.EPOCHS_FILE
-    epochs = pd.read_parquet(epochs_path) if epochs_path.exists() else pd.DataFrame()
-    return Results(trials, epochs, path)
+    epochs = typed(pd.read_parquet(epochs_path)) if epochs_path.exists() else pd.DataFrame()
+    spec_path = path / schema.SPEC_FILE
+    spec = (yaml.safe_load(spec_path.read_text()) or {}) if spec_path.exists() else {}
+    return Results(trials, epochs, path, spec)
