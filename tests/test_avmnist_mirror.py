@@ -10,6 +10,8 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 
 from mmray.data import prepare, verify_prepared
+from mmray.data.audio import standardise
+from mmray.data.benchmarks.avmnist import AVMNISTParams, fsdd_log_mel
 from mmray.data.shards import read_split
 
 pytestmark = pytest.mark.mirror
@@ -65,3 +67,37 @@ def test_avmnist_pairs_share_the_digit(avmnist):
         probe = LogisticRegression(C=0.1, max_iter=200).fit(pooled(train), train.labels)
     # test recordings (FSDD index 0-4) are takes never used in train; chance (or mispairing) gives ~0.1
     assert (probe.predict(pooled(test)) == test.labels).mean() > 0.6
+
+
+@pytest.fixture(scope="module")
+def theo_held_out(mirror, tmp_path_factory):
+    return prepare("avmnist", {**PARAMS, "speaker_holdout": "theo"}, mirror=mirror,
+                   cache_dir=tmp_path_factory.mktemp("holdout-cache"), log=lambda *a, **k: None)
+
+
+def test_speaker_holdout_splits(theo_held_out):
+    others = ["george", "jackson", "lucas", "nicolas", "yweweler"]
+    assert theo_held_out.manifest["speakers_per_split"] == {"train": others, "val": others, "test": ["theo"]}
+    # theo's 10 digits x 50 takes are the test audio; the others' takes 0-4 are val, 5-49 train
+    assert theo_held_out.manifest["recordings_per_split"] == {"train": 2250, "val": 250, "test": 500}
+    rows = {s: theo_held_out.rows(s) for s in ("train", "val", "test")}
+    assert rows == {"train": 600, "val": 200, "test": 200}
+
+
+def test_speaker_holdout_audio_is_the_held_out_voice(theo_held_out, mirror):
+    """Every test row is one of theo's recordings and no train or val row is: the rows' log-mels are compared
+    with theo's, computed here from the WAVs and standardised with the manifest's statistics."""
+    params = AVMNISTParams(**PARAMS, speaker_holdout="theo")
+    theo = np.stack([fsdd_log_mel(path, params)[0]
+                     for path in sorted((mirror / "fsdd" / "recordings").glob("*_theo_*.wav"))])
+    theo = standardise(theo, theo_held_out.manifest["normalization"]).reshape(len(theo), -1)
+    theo = theo.astype(np.float64)
+
+    def distance_to_theo(split):
+        rows = read_split(theo_held_out, split).modalities["audio"].reshape(theo_held_out.rows(split), -1)
+        rows = rows.astype(np.float64)  # float64: the expanded squared distance cancels badly in float32
+        squared = (rows**2).sum(1)[:, None] + (theo**2).sum(1)[None] - 2 * rows @ theo.T
+        return np.sqrt(np.maximum(squared, 0) / rows.shape[1]).min(axis=1)  # RMS difference to the nearest
+
+    assert distance_to_theo("test").max() < 1e-4
+    assert distance_to_theo("train").min() > 0.1 and distance_to_theo("val").min() > 0.1

@@ -13,7 +13,7 @@ from mmray.errors import DataError
 
 
 def load_wav(path: Path, sample_rate: int) -> tuple[np.ndarray, int]:
-    """Mono float32 waveform at `sample_rate` (resampled if the file has another rate) and the file's own rate."""
+    """Mono float32 waveform at `sample_rate` (resampled from any other rate) and the file's own rate."""
     require_file(path, "audio file")
     try:
         wave, rate = sf.read(path, dtype="float32", always_2d=True)

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mmray.data.spec import SPLITS, ModalitySpec, SplitArrays
-from mmray.errors import DataError
+from mmray.errors import DataError, MmrayError
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -101,6 +101,25 @@ class PreparedData:
         return self.manifest["splits"][split]["rows"]
 
 
+def rebuild_command(manifest: dict) -> str:
+    """The `mmray data prepare` command that rebuilds this shard set: the cache key needs the same
+    non-default parameters, so they are spelled out (a bare `prepare NAME --force` builds another set)."""
+    from mmray.data.benchmarks import BENCHMARKS
+
+    benchmark, params = manifest["benchmark"], dict(manifest["params"])
+    try:
+        defaults = BENCHMARKS.get(benchmark).Params().model_dump(mode="json")
+    except MmrayError:  # a benchmark no longer registered: spell out every parameter
+        defaults = {}
+    words = ["mmray data prepare", benchmark]
+    limit = params.pop("limit", None)
+    if limit is not None:
+        words.append(f"--limit {limit}")
+    words += [f"--set {k}={json.dumps(v, separators=(',', ':'))}" for k, v in params.items()
+              if k not in defaults or defaults[k] != v]
+    return " ".join(words + ["--force"])
+
+
 def load_prepared(path: str | Path) -> PreparedData:
     """Open a shard set, checking that the files the manifest lists are there with their recorded sizes."""
     path = Path(path)
@@ -119,7 +138,7 @@ def load_prepared(path: str | Path) -> PreparedData:
             file = path / split / name
             if not file.exists() or file.stat().st_size != info["bytes"]:
                 raise DataError(f"shard {file} is missing or truncated (expected {info['bytes']} bytes); "
-                                f"run `mmray data prepare {manifest['benchmark']} --force`")
+                                f"rebuild the set: `{rebuild_command(manifest)}` (with your --mirror/--cache)")
     return PreparedData(path, manifest)
 
 
@@ -127,23 +146,22 @@ def verify_prepared(path: str | Path) -> PreparedData:
     """Re-check every shard's checksum, schema, shapes and row count against the manifest."""
     prepared = load_prepared(path)
     specs = prepared.modalities
-    benchmark = prepared.manifest["benchmark"]
+    rebuild = f"rebuild the set: `{rebuild_command(prepared.manifest)}` (with your --mirror/--cache)"
     for split in prepared.manifest["splits"]:
         for name, info in prepared.manifest["splits"][split]["files"].items():
             file = prepared.path / split / name
             if sha256_file(file) != info["sha256"]:
-                raise DataError(f"shard {file} fails its checksum (changed since it was written); "
-                                f"run `mmray data prepare {benchmark} --force`")
+                raise DataError(f"shard {file} fails its checksum (changed since it was written); {rebuild}")
             schema = pq.read_schema(file)
             for spec in specs:
                 field = schema.field(spec.name) if spec.name in schema.names else None
                 if (field is None or field.type.list_size != spec.size
                         or field.type.value_type != pa.from_numpy_dtype(spec.dtype)):
                     raise DataError(f"shard {file}: column {spec.name!r} does not hold {spec.shape} arrays of "
-                                    f"{spec.dtype}; run `mmray data prepare {benchmark} --force`")
+                                    f"{spec.dtype}; {rebuild}")
             if pq.ParquetFile(file).metadata.num_rows != info["rows"]:
                 raise DataError(f"shard {file} has {pq.ParquetFile(file).metadata.num_rows} rows, "
-                                f"the manifest says {info['rows']}")
+                                f"the manifest says {info['rows']}; {rebuild}")
     return prepared
 
 

@@ -94,11 +94,15 @@ def load_mnist(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     try:
         with np.load(path) as data:
             images, labels = data["images"], data["labels"]
-    except (OSError, KeyError, ValueError) as exc:
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise DataError(f"{path} is not an MNIST npz with 'images' and 'labels' ({exc}); "
                         "restore it from the mirror or delete it to download again") from exc
     if images.shape[1:] != (28, 28) or len(images) != len(labels):
         raise DataError(f"{path}: images {images.shape} / labels {labels.shape}, expected (N, 28, 28) / (N,)")
+    outside = labels[(labels < 0) | (labels > 9)]
+    if len(outside):
+        raise DataError(f"{path}: label {int(outside[0])} is not a digit 0-9; restore the file from the "
+                        "mirror or delete it to download again")
     return images, labels
 
 
@@ -167,7 +171,8 @@ class AVMNIST(Benchmark):
         if not usable:
             raise DataError(f"no usable FSDD recording in {fsdd / 'recordings'}; restore the dataset")
         recordings, decoded = zip(*usable)
-        resampled = note_resampling([r[0] for r in recordings], [d[1] for d in decoded], p.sample_rate, raw.log)
+        resampled = note_resampling([r[0] for r in recordings], [d[1] for d in decoded], p.sample_rate,
+                                    raw.log)
         mels = np.stack([d[0] for d in decoded])
         digits = np.array([r[1] for r in recordings])
         audio_split = np.array([fsdd_split(r[2], r[3], p) for r in recordings])

@@ -126,8 +126,8 @@ def split_actors(actors: list[str], p: CremaDParams, rng: np.random.Generator) -
     n_test = max(1, round(p.test_fraction * len(actors)))
     n_val = max(1, round(p.val_fraction * len(actors)))
     if n_test + n_val >= len(actors):
-        raise DataError(f"CREMA-D: {len(actors)} actor(s) cannot fill actor-disjoint train, val and test splits "
-                        f"({n_test} test, {n_val} val); add actors or lower test_fraction / val_fraction")
+        raise DataError(f"CREMA-D: {len(actors)} actor(s) cannot fill actor-disjoint train, val and test "
+                        f"splits ({n_test} test, {n_val} val); add actors or lower the fractions")
     return {"test": sorted(order[:n_test]), "val": sorted(order[n_test:n_test + n_val]),
             "train": sorted(order[n_test + n_val:])}
 
@@ -164,13 +164,14 @@ class CremaD(Benchmark):
         decoded = map_files(partial(decode_clip, p=p), [(c[2], c[3]) for _, c in work], raw,
                             desc="CREMA-D clips")
         kept = [(split, clip, out) for (split, clip), out in zip(work, decoded) if out is not None]
-        resampled = note_resampling([c[2] for _, c, _ in kept], [o[2] for _, _, o in kept], p.sample_rate, raw.log)
+        resampled = note_resampling([c[2] for _, c, _ in kept], [o[2] for _, _, o in kept], p.sample_rate,
+                                    raw.log)
         faces, mels, labels = {}, {}, {}
         for split in SPLITS:
             rows = [(clip, out) for s, clip, out in kept if s == split]
             if not rows:
-                raise DataError(f"CREMA-D split {split} has no usable clip (actors {', '.join(actors[split])}); "
-                                f"check {folder}")
+                raise DataError(f"CREMA-D split {split} has no usable clip (actors "
+                                f"{', '.join(actors[split])}); check {folder}")
             labels[split] = np.array([clip[1] for clip, _ in rows], np.int64)
             faces[split] = np.stack([out[0] for _, out in rows])[:, None]
             mels[split] = np.stack([out[1] for _, out in rows])
