@@ -6,32 +6,21 @@ spreads its two Train workers over both nodes. Everything is torn down afterward
 
 from __future__ import annotations
 
-import os
 import secrets
 import shutil
-import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from mmray.orchestration.local_cluster import RAY, LocalCluster
 from mmray.results import schema
 
 pytestmark = pytest.mark.ray
 
 REPO = Path(__file__).resolve().parents[1]
-RAY = str(Path(sys.executable).with_name("ray"))
-# `ray start` 2.60 has no --memory flag: the object store is what a node bounds here.
-NODE_MEMORY = ["--object-store-memory", str(300 * 2**20)]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _run(args: list[str], env: dict, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess:
@@ -43,26 +32,9 @@ def _run(args: list[str], env: dict, timeout: float = 120, check: bool = True) -
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    token = secrets.token_hex(32)
-    base = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
-    base["RAY_DATA_DISABLE_PROGRESS_BARS"] = "1"
-    # as a user with the project's virtualenv active: the job's `python` is the one with mmray's dependencies
-    base["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{base.get('PATH', '')}"
-    env = {**base, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token}
-    port, dashboard = _free_port(), _free_port()
-    try:
-        _run([RAY, "start", "--head", f"--port={port}", "--num-cpus=1", '--resources={"trial_driver": 1}',
-              "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}", "--include-dashboard=true",
-              "--disable-usage-stats", *NODE_MEMORY], env)
-        # Own temp dir for the second node: two nodes on one machine would otherwise unpack the job's working
-        # dir into the same folder, and the second unpacking pulls it from under the running job driver.
-        worker_tmp = tmp_path_factory.mktemp("worker-node")
-        _run([RAY, "start", f"--address=127.0.0.1:{port}", "--num-cpus=1", "--disable-usage-stats",
-              f"--temp-dir={worker_tmp}", *NODE_MEMORY], env)
-        yield {"env": env, "base_env": base, "jobs": f"http://127.0.0.1:{dashboard}",
+    with LocalCluster(nodes=2, cpus_per_node=1) as running:
+        yield {"env": running.env, "base_env": running.env_without_token, "jobs": running.jobs_url,
                "tmp": tmp_path_factory.mktemp("cluster")}
-    finally:
-        _run([RAY, "stop", "--force"], env, check=False)
 
 
 def _submit(cluster, env, results: Path, cache: Path, timeout: float = 600) -> subprocess.CompletedProcess:

@@ -42,8 +42,9 @@ def ensure_ray(address: str | None = None, verbose: bool = False) -> None:
     else:
         # The dashboard serves the State API that Train's PlacementGroupCleaner polls: without it the worker
         # group of a trial stopped by ASHA keeps its CPUs reserved and the next trial's Ray Data reads hang.
-        # It listens on 127.0.0.1 only.
-        ray.init(num_cpus=os.cpu_count(), resources={TRIAL_DRIVER: 1}, include_dashboard=True,
+        # It listens on 127.0.0.1 only. address="local": always a new instance, never a `ray start` cluster
+        # that happens to run on this machine (plain ray.init() would join that one).
+        ray.init(address="local", num_cpus=os.cpu_count(), resources={TRIAL_DRIVER: 1}, include_dashboard=True,
                  dashboard_host="127.0.0.1", **quiet)
 
 

@@ -21,7 +21,14 @@ from mmray.orchestration.worker import train_loop_per_worker
 from mmray.training import TrainParams
 
 
-def _read(prepared, split: str, limit: int | None = None):
+def use_read_path_v1() -> None:
+    """Ray Data's V2 read path adds a file-listing step that always asks for a whole CPU, which never fits
+    beside fractional-CPU workers: use the V1 path, whose only tasks are the reads. The calling process owns
+    this DataContext, and datasets created afterwards copy it."""
+    ray.data.DataContext.get_current().use_datasource_v2 = False
+
+
+def read_dataset(prepared, split: str, limit: int | None = None):
     columns = ["label", *(m.name for m in prepared.modalities)]  # the string `split` column can't be a tensor
     # Reading shards is I/O-bound: a quarter CPU per read task lets reads run beside Train workers that hold
     # fractional CPUs on every node (a whole-CPU read could then never be scheduled).
@@ -38,16 +45,13 @@ def run_trial(config: dict) -> None:
     params = TrainParams.model_validate(config["train"])
     resources = config["resources"]
     trial_id = tune.get_context().get_trial_id()
-    # Ray Data's V2 read path adds a file-listing step that always asks for a whole CPU, which never fits
-    # beside fractional-CPU workers: use the V1 path, whose only tasks are the reads. The trial process owns
-    # this DataContext, and the datasets below copy it when they are created.
-    ray.data.DataContext.get_current().use_datasource_v2 = False
+    use_read_path_v1()
     run_dir = Path(config["results_dir"]) / "train" / trial_id
     datasets = {
-        "train": _read(prepared, "train").randomize_block_order(seed=config["seed"]),
-        "probe": _read(prepared, "train", params.probe_examples),
-        "val": _read(prepared, "val", params.eval_examples),
-        "test": _read(prepared, "test", params.eval_examples),
+        "train": read_dataset(prepared, "train").randomize_block_order(seed=config["seed"]),
+        "probe": read_dataset(prepared, "train", params.probe_examples),
+        "val": read_dataset(prepared, "val", params.eval_examples),
+        "test": read_dataset(prepared, "test", params.eval_examples),
     }
     worker_config = {
         **config,

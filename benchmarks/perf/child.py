@@ -1,0 +1,149 @@
+"""One measurement in a fresh interpreter: `child.py MODE JSON_ARGS`; prints `RESULT {json}` last.
+
+Modes: plain (the in-process loop), sweep (a one-configuration mmray sweep, locally or on a cluster address),
+ingest_ray (Ray Data -> Train worker, iteration only), ingest_torch (DataLoader over in-memory tensors),
+search_table (train a grid of configurations for the search-efficiency table), search_replay (Tune searches
+over that table).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import RESULT_PREFIX  # noqa: E402
+
+
+def _prepared(args: dict):
+    from mmray.data import prepare
+
+    return prepare(args["benchmark"], args["benchmark_params"], mirror=args.get("mirror"), log=lambda *_: None)
+
+
+def plain(args: dict) -> dict:
+    from mmray.local import fit_local
+
+    prepared = _prepared(args)
+    started = time.perf_counter()
+    history = fit_local(args["method"], prepared, method_params=args["method_params"], train=args["train"],
+                        seed=0, torch_threads=args["torch_threads"])
+    return {"fit_seconds": time.perf_counter() - started,
+            "epoch_train_seconds": [h["epoch_train_seconds"] for h in history],
+            "val_fused_acc": history[-1].get("val/fused_acc")}
+
+
+def sweep(args: dict) -> dict:
+    import pandas as pd
+
+    from mmray import api
+    from mmray.config import parse_spec
+    from mmray.results import schema
+
+    spec = parse_spec({
+        "name": "perf", "benchmarks": [{"name": args["benchmark"], "params": args["benchmark_params"]}],
+        "methods": [args["method"]], "method_params": {args["method"]: args["method_params"]},
+        "train": args["train"], "search": {"num_samples": args.get("trials", 1), "algorithm": "random"},
+        "scheduler": {"type": "none"},
+        "resources": {"torch_threads": args["torch_threads"], "cpus_per_worker": args.get("cpus_per_worker", 1),
+                      "max_concurrent_trials": args.get("concurrent")},
+    }, "benchmarks/perf")
+    results = Path(tempfile.mkdtemp(prefix="mmray-perf-")) / "perf"
+    started = time.perf_counter()
+    api.run_sweep(spec, mirror=args.get("mirror"), results_dir=results, overwrite=True, report=False,
+                  address=args.get("address"), log=lambda *_: None)
+    wall = time.perf_counter() - started
+    trials = pd.read_parquet(results / schema.TRIALS_FILE)
+    epochs = pd.read_parquet(results / schema.EPOCHS_FILE)
+    return {"sweep_seconds": wall, "trials": len(trials),
+            "completed": int((trials[schema.STATUS] == schema.STATUS_COMPLETED).sum()),
+            "trial_seconds": trials[schema.WALL_SECONDS].tolist(),
+            "first_batch_seconds": epochs[epochs[schema.EPOCH] == 1][schema.FIRST_BATCH_SECONDS].tolist(),
+            "epoch_train_seconds": epochs[schema.EPOCH_TRAIN_SECONDS].tolist(),
+            "nodes": sorted({n for value in trials[schema.NODES].dropna() for n in value.split(",")}),
+            "val_fused_acc": float(trials["final/val/fused_acc"].iloc[0])}
+
+
+def ingest_ray(args: dict) -> dict:
+    import ray.train
+    from ray.train import DataConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    from mmray.orchestration.sweep import ensure_ray
+    from mmray.orchestration.trial import read_dataset, use_read_path_v1
+
+    prepared = _prepared(args)
+    ensure_ray()
+    use_read_path_v1()
+
+    def loop(config):
+        from mmray.orchestration.worker import shard_batches
+
+        shard = ray.train.get_dataset_shard("train")
+        rates = []
+        for _ in range(config["epochs"]):
+            started, rows = time.perf_counter(), 0
+            for batch in shard_batches(shard, config["batch_size"], config["modalities"],
+                                       config["shuffle_buffer"], drop_last=True):
+                rows += len(batch["label"])
+            rates.append(rows / (time.perf_counter() - started))
+        ray.train.report({"samples_per_second": rates})
+
+    trainer = TorchTrainer(
+        loop, train_loop_config={"epochs": args["epochs"], "batch_size": args["batch_size"],
+                                 "shuffle_buffer": args["shuffle_buffer"], "modalities": prepared.modalities},
+        scaling_config=ScalingConfig(num_workers=1, resources_per_worker={"CPU": 1}),
+        datasets={"train": read_dataset(prepared, "train").randomize_block_order(seed=0)},
+        dataset_config=DataConfig(datasets_to_split=["train"]),
+        run_config=ray.train.RunConfig(storage_path=tempfile.mkdtemp(prefix="mmray-perf-ingest-")),
+    )
+    return {"samples_per_second": trainer.fit().metrics["samples_per_second"], "rows": prepared.rows("train")}
+
+
+def ingest_torch(args: dict) -> dict:
+    import numpy as np
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from mmray.data.shards import read_split
+    from mmray.training import to_batch
+
+    prepared = _prepared(args)
+    arrays = read_split(prepared, "train")
+    names = [m.name for m in prepared.modalities]
+    tensors = [torch.from_numpy(np.array(arrays.modalities[n]).reshape(len(arrays), -1)) for n in names]
+    loader = DataLoader(TensorDataset(*tensors, torch.from_numpy(arrays.labels)), batch_size=args["batch_size"],
+                        shuffle=True, drop_last=True)
+    rates = []
+    for _ in range(args["epochs"]):
+        started, rows = time.perf_counter(), 0
+        for *columns, labels in loader:
+            batch = to_batch({**dict(zip(names, columns)), "label": labels}, prepared.modalities)
+            rows += len(batch["label"])
+        rates.append(rows / (time.perf_counter() - started))
+    return {"samples_per_second": rates, "rows": len(arrays)}
+
+
+def search_table(args: dict) -> dict:
+    from search import train_table
+
+    return train_table(args)
+
+
+def search_replay(args: dict) -> dict:
+    from search import replay
+
+    return replay(args)
+
+
+MODES = {f.__name__: f for f in (plain, sweep, ingest_ray, ingest_torch, search_table, search_replay)}
+
+if __name__ == "__main__":
+    os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
+    mode, raw = sys.argv[1], json.loads(sys.argv[2])
+    print(RESULT_PREFIX + json.dumps(MODES[mode](raw)), flush=True)

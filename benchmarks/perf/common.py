@@ -1,0 +1,107 @@
+"""Shared pieces of the performance harness: the machine it ran on, child processes, memory sampling."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psutil
+
+HERE = Path(__file__).resolve().parent
+RESULT_PREFIX = "RESULT "
+
+
+def machine() -> dict:
+    import optuna
+    import ray
+    import torch
+
+    return {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpu_cores": os.cpu_count(),
+        "cpu_model": _cpu_model(),
+        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "ray": ray.__version__,
+        "optuna": optuna.__version__,
+        "platform": platform.platform(),
+    }
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+@dataclass
+class MemorySampler:
+    """Peak proportional set size (PSS: shared pages split among their users) of a process and all its
+    descendants, sampled every `interval` seconds in a background thread. Ray's raylet, GCS and workers all
+    descend from the process that called `ray.init`, so a sweep's whole footprint is counted."""
+
+    pid: int
+    interval: float = 0.25
+    peak_bytes: int = 0
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def _sample(self) -> int:
+        try:
+            root = psutil.Process(self.pid)
+            processes = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return 0
+        total = 0
+        for process in processes:
+            try:
+                info = process.memory_full_info()
+                total += getattr(info, "pss", info.rss)
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+        return total
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak_bytes = max(self.peak_bytes, self._sample())
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> MemorySampler:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def run_child(mode: str, args: dict, env: dict | None = None, timeout: float = 1800) -> dict:
+    """Run `child.py MODE ARGS` in a fresh interpreter (so Ray, threads and memory start clean) and return
+    its result dict, with the child's wall seconds and peak PSS added."""
+    command = [sys.executable, str(HERE / "child.py"), mode, json.dumps(args)]
+    started = time.perf_counter()
+    # Ray workers unpickle functions defined here by module name: they need this folder on their path too.
+    path = os.pathsep.join(p for p in (str(HERE), os.environ.get("PYTHONPATH")) if p)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, **(env or {}), "PYTHONPATH": path})
+    with MemorySampler(process.pid) as memory:
+        out, err = process.communicate(timeout=timeout)
+    wall = time.perf_counter() - started
+    lines = [line for line in out.splitlines() if line.startswith(RESULT_PREFIX)]
+    if process.returncode != 0 or not lines:
+        raise RuntimeError(f"benchmark child {mode!r} exited {process.returncode}:\n{out[-3000:]}\n{err[-3000:]}")
+    result = json.loads(lines[-1][len(RESULT_PREFIX):])
+    return {**result, "process_seconds": wall, "peak_pss_bytes": memory.peak_bytes}

@@ -1,0 +1,194 @@
+"""mmray's performance harness: what Ray costs and what it buys, each figure a ratio measured side by side
+in one run on this machine. Writes RESULTS.md and RESULTS.json (default: beside this folder, in benchmarks/).
+
+    python benchmarks/perf/run.py --mirror ../shared/datasets          # the full run (make bench), < 30 min
+    python benchmarks/perf/run.py --quick --out /tmp/bench             # a smoke run of every section
+
+Figures:
+  overhead   the same pavlov training on avmnist as a plain PyTorch loop over in-memory tensors vs one mmray
+             trial (Ray Data -> TorchTrainer -> Tune); goal <= 1.10x; plus trial start -> first batch latency
+  ingest     samples/s of an epoch streamed from the Parquet shards through Ray Data into a Train worker vs a
+             torch DataLoader over in-memory tensors; goal >= 0.9x
+  search     epochs Optuna TPE + ASHA needs to reach the best score random search (no early stopping) finds
+             with 64 trials, on a tabular objective (see search.py); goal >= 3x fewer, over 3 seeds
+  scaling    trials per hour on one 1-CPU node vs a local two-node cluster of 1-CPU nodes; goal >= 1.8x
+  memory     peak PSS of the one-trial sweep (all Ray processes) vs the plain loop (no goal: reported)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import machine, run_child  # noqa: E402
+from search import SPACE, grid  # noqa: E402
+
+BENCH_DIR = Path(__file__).resolve().parents[1]
+CORES = os.cpu_count() or 1
+
+FULL = {
+    "overhead": {"benchmark": "avmnist", "method": "pavlov", "method_params": {},
+                 "benchmark_params": {"max_train": 12000, "max_eval": 2000, "n_val_images": 2000},
+                 "train": {"epochs": 3, "batch_size": 128, "probe_examples": 4000}, "torch_threads": CORES},
+    "ingest": {"benchmark": "avmnist", "benchmark_params": {}, "epochs": 2, "batch_size": 128,
+               "shuffle_buffer": 4096},
+    "search": {"space": SPACE, "epochs": 6, "random_trials": 64, "smart_trials": 64, "seeds": [0, 1, 2],
+               "benchmark_params": {"n_train": 800, "n_val": 400, "n_test": 100, "image_size": 16, "n_mels": 16,
+                                    "frames": 16}},
+    "scaling": {"benchmark": "synthetic-av", "method": "pavlov", "method_params": {"encoder_width": 8},
+                "benchmark_params": {"n_train": 1500, "n_val": 200, "n_test": 200, "image_size": 16,
+                                     "n_mels": 16, "frames": 16},
+                "train": {"epochs": 3, "batch_size": 64, "probe_examples": 500}, "torch_threads": 1,
+                "cpus_per_worker": 0.75, "trials": 8},
+}
+QUICK = {
+    "overhead": {**FULL["overhead"], "benchmark": "synthetic-av", "method_params": {"encoder_width": 8},
+                 "benchmark_params": {"n_train": 400, "n_val": 100, "n_test": 100, "image_size": 16, "n_mels": 16,
+                                      "frames": 16},
+                 "train": {"epochs": 2, "batch_size": 64, "probe_examples": 200}},
+    "ingest": {**FULL["ingest"], "benchmark": "synthetic-av", "benchmark_params": {"n_train": 2000},
+               "epochs": 1},
+    "search": {**FULL["search"], "space": {**SPACE, "latent_dim": [8], "temperature": [0.5], "lr": [1e-3]},
+               "epochs": 2, "random_trials": 4, "smart_trials": 4, "seeds": [0],
+               "benchmark_params": {**FULL["search"]["benchmark_params"], "n_train": 200, "n_val": 100}},
+    "scaling": {**FULL["scaling"], "trials": 2, "train": {**FULL["scaling"]["train"], "epochs": 1},
+                "benchmark_params": {**FULL["scaling"]["benchmark_params"], "n_train": 300}},
+}
+SECTIONS = ("overhead", "ingest", "search", "scaling")
+
+
+def overhead(cfg: dict, mirror: str | None) -> dict:
+    args = {**cfg, "mirror": mirror}
+    run_child("plain", {**args, "train": {**cfg["train"], "epochs": 1}})  # prepares the shards, warms caches
+    plain = run_child("plain", args)
+    trial = run_child("sweep", args)
+    ratio = trial["trial_seconds"][0] / plain["fit_seconds"]
+    return {
+        "plain_fit_seconds": plain["fit_seconds"], "trial_seconds": trial["trial_seconds"][0],
+        "ratio": ratio, "goal": "<= 1.10", "met": ratio <= 1.10,
+        "sweep_seconds": trial["sweep_seconds"], "plain_process_seconds": plain["process_seconds"],
+        "first_batch_seconds": trial["first_batch_seconds"][0],
+        "plain_epoch_train_seconds": plain["epoch_train_seconds"],
+        "trial_epoch_train_seconds": trial["epoch_train_seconds"],
+        "plain_val_fused_acc": plain["val_fused_acc"], "trial_val_fused_acc": trial["val_fused_acc"],
+        "memory": {"plain_peak_pss_mib": plain["peak_pss_bytes"] / 2**20,
+                   "sweep_peak_pss_mib": trial["peak_pss_bytes"] / 2**20,
+                   "ratio": trial["peak_pss_bytes"] / max(plain["peak_pss_bytes"], 1)},
+    }
+
+
+def ingest(cfg: dict, mirror: str | None) -> dict:
+    args = {**cfg, "mirror": mirror}
+    torch_rates = run_child("ingest_torch", args)
+    ray_rates = run_child("ingest_ray", args)
+    best_ray, best_torch = max(ray_rates["samples_per_second"]), max(torch_rates["samples_per_second"])
+    return {"rows": ray_rates["rows"], "ray_data_samples_per_second": ray_rates["samples_per_second"],
+            "dataloader_samples_per_second": torch_rates["samples_per_second"],
+            "ratio": best_ray / best_torch, "goal": ">= 0.9", "met": best_ray / best_torch >= 0.9}
+
+
+def search(cfg: dict) -> dict:
+    configs = grid(cfg["space"])
+    halves = [configs[0::2], configs[1::2]]  # one table-training process per core
+    started = time.perf_counter()
+    with ThreadPoolExecutor(len(halves)) as pool:
+        parts = list(pool.map(lambda part: run_child("search_table", {**cfg, "configs": part}), halves))
+    table = {k: v for part in parts for k, v in part["curves"].items()}
+    table_seconds = time.perf_counter() - started
+    replayed = run_child("search_replay", {**cfg, "table": table})["seeds"]
+    ratios = [r["random_epochs"] / r["smart_epochs"] if r["smart_epochs"] else 0.0 for r in replayed]
+    mean = statistics.mean(ratios)
+    return {"configurations": len(table), "epochs_per_configuration": cfg["epochs"],
+            "table_training_seconds": table_seconds, "per_seed": replayed, "ratios": ratios, "ratio": mean,
+            "goal": ">= 3", "met": mean >= 3 and all(r["smart_epochs"] for r in replayed)}
+
+
+def scaling(cfg: dict, mirror: str | None) -> dict:
+    from mmray.orchestration.local_cluster import LocalCluster
+
+    out = {}
+    for nodes in (1, 2):
+        with LocalCluster(nodes=nodes, cpus_per_node=1) as cluster:
+            result = run_child("sweep", {**cfg, "mirror": mirror, "address": cluster.address,
+                                         "concurrent": nodes}, env=cluster.env)
+        out[f"{nodes}_node"] = {"trials": result["trials"], "completed": result["completed"],
+                                "sweep_seconds": result["sweep_seconds"], "nodes_used": len(result["nodes"]),
+                                "trials_per_hour": 3600 * result["completed"] / result["sweep_seconds"]}
+    ratio = out["2_node"]["trials_per_hour"] / out["1_node"]["trials_per_hour"]
+    return {**out, "ratio": ratio, "goal": ">= 1.8", "met": ratio >= 1.8}
+
+
+def write(results: dict, out_dir: Path) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "RESULTS.json").write_text(json.dumps(results, indent=2, default=float))
+    m, lines = results["machine"], []
+    lines += [f"# mmray performance ({'quick smoke run' if results['quick'] else 'full run'})", "",
+              f"{m['date']} on {m['cpu_cores']} cores ({m['cpu_model']}), {m['memory_gib']} GiB; Python "
+              f"{m['python']}, torch {m['torch']}, Ray {m['ray']}, Optuna {m['optuna']}. Made by "
+              "`make bench` (benchmarks/perf/run.py); every ratio is measured side by side in this one run.", "",
+              "| figure | mmray | baseline | ratio | goal | met |", "|---|---|---|---|---|---|"]
+    s = results["sections"]
+    if "overhead" in s:
+        o = s["overhead"]
+        lines.append(f"| per-trial time (pavlov, {o['trial_seconds']:.0f} s trial) | {o['trial_seconds']:.1f} s "
+                     f"| {o['plain_fit_seconds']:.1f} s plain loop | {o['ratio']:.2f}x | {o['goal']} "
+                     f"| {'yes' if o['met'] else 'no'} |")
+        mem = o["memory"]
+        lines.append(f"| peak memory (PSS) | {mem['sweep_peak_pss_mib']:.0f} MiB | {mem['plain_peak_pss_mib']:.0f}"
+                     f" MiB plain loop | {mem['ratio']:.2f}x | reported | - |")
+    if "ingest" in s:
+        i = s["ingest"]
+        lines.append(f"| ingest, samples/s ({i['rows']} rows) | {max(i['ray_data_samples_per_second']):,.0f} "
+                     f"| {max(i['dataloader_samples_per_second']):,.0f} DataLoader | {i['ratio']:.2f}x "
+                     f"| {i['goal']} | {'yes' if i['met'] else 'no'} |")
+    if "search" in s:
+        r = s["search"]
+        spent = ", ".join(f"{x['random_epochs']}/{x['smart_epochs']}" for x in r["per_seed"])
+        lines.append(f"| epochs to random search's best (random/TPE+ASHA per seed: {spent}) | TPE+ASHA | random "
+                     f"| {r['ratio']:.2f}x fewer | {r['goal']} | {'yes' if r['met'] else 'no'} |")
+    if "scaling" in s:
+        c = s["scaling"]
+        lines.append(f"| trials per hour | {c['2_node']['trials_per_hour']:.0f} on 2 nodes "
+                     f"| {c['1_node']['trials_per_hour']:.0f} on 1 node | {c['ratio']:.2f}x | {c['goal']} "
+                     f"| {'yes' if c['met'] else 'no'} |")
+    if "overhead" in s:
+        lines += ["", f"Trial start to first training batch: {s['overhead']['first_batch_seconds']:.1f} s. "
+                  f"Whole one-trial sweep (Ray start-up included): {s['overhead']['sweep_seconds']:.1f} s."]
+    lines += ["", f"Harness wall time: {results['harness_seconds']:.0f} s. Raw numbers: RESULTS.json."]
+    (out_dir / "RESULTS.md").write_text("\n".join(lines) + "\n")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run of every section")
+    parser.add_argument("--mirror", default=os.environ.get("MMRAY_DATA_MIRROR"),
+                        help="raw-data mirror (avmnist needs MNIST and FSDD; default $MMRAY_DATA_MIRROR)")
+    parser.add_argument("--out", type=Path, default=BENCH_DIR, help="folder for RESULTS.md and RESULTS.json")
+    parser.add_argument("--only", choices=SECTIONS, action="append", help="run only these sections")
+    args = parser.parse_args()
+    plan = QUICK if args.quick else FULL
+    results = {"machine": machine(), "quick": args.quick, "sections": {}}
+    started = time.perf_counter()
+    for name in args.only or SECTIONS:
+        section_started = time.perf_counter()
+        print(f"[bench] {name} ...", flush=True)
+        cfg = plan[name]
+        results["sections"][name] = search(cfg) if name == "search" else globals()[name](cfg, args.mirror)
+        print(f"[bench] {name}: ratio {results['sections'][name]['ratio']:.2f} "
+              f"({time.perf_counter() - section_started:.0f} s)", flush=True)
+    results["harness_seconds"] = time.perf_counter() - started
+    write(results, args.out)
+    print((args.out / "RESULTS.md").read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

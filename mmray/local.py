@@ -1,0 +1,77 @@
+"""Train one configuration in this process, without Ray: the same model, optimiser, batches and evaluation as
+a trial, over in-memory tensors. For benchmark baselines, notebooks and debugging a method.
+
+    from mmray.local import fit_local
+    history = fit_local("pavlov", prepared, train={"epochs": 2})
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Mapping
+
+import numpy as np
+import torch
+
+from mmray.data.shards import PreparedData, read_split
+from mmray.data.spec import SplitArrays
+from mmray.eval import evaluate_splits
+from mmray.methods.base import Batch, Method
+from mmray.training import TrainParams, build_method, embed_all, seed_everything, train_epoch
+
+EVAL_BATCH = 512  # the worker streams evaluation sets in batches of this size too
+
+
+def tensor_batches(arrays: SplitArrays, batch_size: int, modalities, *, shuffle: bool = False,
+                   drop_last: bool = False, generator: torch.Generator | None = None) -> Iterator[Batch]:
+    """Batches of an in-memory split, shaped and typed like the batches a Ray worker builds from shards."""
+    # Arrow-backed arrays are read-only; torch wants writable memory (one copy, once per split).
+    tensors = {m.name: torch.from_numpy(np.require(arrays.modalities[m.name], requirements="W"))
+               for m in modalities}
+    labels = torch.from_numpy(arrays.labels.astype("int64"))
+    order = torch.randperm(len(labels), generator=generator) if shuffle else torch.arange(len(labels))
+    stop = len(labels) - (len(labels) % batch_size if drop_last else 0)
+    for start in range(0, stop, batch_size):
+        index = order[start:start + batch_size]
+        batch = {m.name: tensors[m.name][index].to(torch.long if m.kind == "text" else torch.float32)
+                 for m in modalities}
+        batch["label"] = labels[index]
+        yield batch
+
+
+def fit_local(method: str | Method, prepared: PreparedData, *, method_params: Mapping | None = None,
+              train: Mapping | TrainParams | None = None, seed: int = 0, torch_threads: int | None = None,
+              eval_splits: tuple[str, ...] = ("val", "test"),
+              on_epoch: Callable[[dict], None] | None = None) -> list[dict]:
+    """Train and evaluate like one trial; returns one metrics dict per epoch (also passed to `on_epoch`)."""
+    params = train if isinstance(train, TrainParams) else TrainParams.model_validate(dict(train or {}))
+    if torch_threads:
+        torch.set_num_threads(torch_threads)
+    seed_everything(seed)
+    modalities = prepared.modalities
+    names = tuple(m.name for m in modalities)
+    splits = {split: read_split(prepared, split) for split in ("train", *eval_splits)}
+    probe = splits["train"].head(params.probe_examples)
+    evaluated = {split: splits[split].head(params.eval_examples or len(splits[split])) for split in eval_splits}
+    model = method if isinstance(method, Method) else build_method(method, modalities, prepared.num_classes,
+                                                                   method_params)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=params.lr, weight_decay=params.weight_decay)
+    generator = torch.Generator().manual_seed(seed)
+    history = []
+    for epoch in range(1, params.epochs + 1):
+        started = time.perf_counter()
+        batches = tensor_batches(splits["train"], params.batch_size, modalities, shuffle=True, drop_last=True,
+                                 generator=generator)
+        metrics = {f"train/{k}": v for k, v in train_epoch(model, batches, optimizer, params.grad_clip).items()}
+        metrics["epoch_train_seconds"] = time.perf_counter() - started
+        metrics.update(evaluate_splits(
+            *embed_all(model, tensor_batches(probe, EVAL_BATCH, modalities)),
+            {split: embed_all(model, tensor_batches(arrays, EVAL_BATCH, modalities))
+             for split, arrays in evaluated.items()},
+            names))
+        metrics["epoch"] = epoch
+        metrics["epoch_seconds"] = time.perf_counter() - started
+        history.append(metrics)
+        if on_epoch is not None:
+            on_epoch(metrics)
+    return history
