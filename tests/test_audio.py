@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from mmray.data.audio import log_mel, read_wav
+from mmray.data.audio import load_wav, log_mel, note_resampling, read_wav
 from mmray.errors import DataError
 
 
@@ -89,3 +89,29 @@ def test_garbage_bytes(tmp_path):
     with pytest.raises(DataError) as info:
         read_wav(path, 8000)
     assert str(path) in str(info.value) and "cannot be decoded" in str(info.value)
+
+
+def test_load_wav_reports_the_files_own_rate(wav_16k):
+    wave, rate = load_wav(wav_16k, 8000)
+    assert rate == 16000 and abs(len(wave) - 4000) <= 2
+
+
+def test_note_resampling_logs_once_per_foreign_rate(tmp_path):
+    paths = [tmp_path / f"{i}.wav" for i in range(5)]
+    messages = []
+    counts = note_resampling(paths, [8000, 16000, 16000, 44100, 8000], 8000, messages.append)
+    assert counts == {"16000": 2, "44100": 1}
+    assert messages == [
+        f"audio file {paths[1]} is at 16000 Hz, not sample_rate=8000: resampling it and every other file at "
+        "16000 Hz (counted in the manifest)",
+        f"audio file {paths[3]} is at 44100 Hz, not sample_rate=8000: resampling it and every other file at "
+        "44100 Hz (counted in the manifest)",
+    ]
+
+
+def test_git_lfs_pointer(tmp_path):
+    path = tmp_path / "stub.wav"
+    path.write_text("version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 123\n")
+    with pytest.raises(DataError) as info:
+        read_wav(path, 8000)
+    assert f"audio file {path} is a git-lfs pointer" in str(info.value) and "git lfs pull" in str(info.value)

@@ -202,3 +202,21 @@ def test_download_rejects_a_git_lfs_pointer(tmp_path, monkeypatch):
     message = str(info.value)
     assert "git-lfs pointer" in message and cremad.GITLAB_MIRROR in message
     assert not (tmp_path / "raw" / ".AudioWAV.partial" / "1001_DFA_ANG_XX.wav").exists()
+
+
+def test_process_pool_decoding_matches_in_process(mirror_tree):
+    """The parallel path (several chunks on a process pool) returns the same arrays, in order."""
+    from functools import partial
+
+    from mmray.data.parallel import map_files
+    from mmray.data.sources import RawData
+
+    params = cremad.CremaDParams(**SMALL)
+    clips = [(c[2], c[3]) for c in cremad.list_clips(mirror_tree / "cremad", RawData())][:12]
+    decode = partial(cremad.decode_clip, p=params)
+    pooled = map_files(decode, clips, RawData(), desc="test", workers=2, chunk=3)
+    for clip, (face, mel, rate) in zip(clips, pooled):
+        expected_face, expected_mel, _ = decode(clip)
+        assert rate == 16000
+        np.testing.assert_array_equal(face, expected_face)
+        np.testing.assert_allclose(mel, expected_mel, rtol=1e-6)
