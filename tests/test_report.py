@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from mmray.report import build_report
-from mmray.report.curves import drop_fraction
+from mmray.report.curves import curve_name, drop_fraction
 from mmray.report.html import SECTIONS
 from mmray.report.synthetic import synthetic_results
 from mmray.results import schema
@@ -48,17 +48,18 @@ def test_sections_degrade_to_notes_without_their_columns(tmp_path):
                            "best/test/fused_acc": [0.4]})
     write_table(trials, tmp_path / schema.TRIALS_FILE)
     page = build_report(tmp_path).read_text()
-    for text in ("No retrieval metric", "No missing-modality metric", "No per-epoch values",
+    for text in ("No retrieval metric by label", "No missing-modality metric", "No per-epoch values",
                  "Needs at least 4 scored trials", "No trial wrote t-SNE", "No trial wrote rotation",
                  "One benchmark only"):
         assert text in page, text
     assert "0.500" in page  # the leaderboard still shows the one score
 
 
-def test_drop_fraction():
-    assert drop_fraction("missing25_fused_acc") == 0.25
-    assert drop_fraction("drop0_5_audio_acc") == 0.5
-    assert drop_fraction("missing_audio_acc") is None
+def test_drop_fraction_reads_the_schemas_percent():
+    assert drop_fraction("test/fused_acc_drop25_audio") == 0.25
+    assert drop_fraction("best/test/fused_acc_drop100_image") == 1.0
+    assert drop_fraction("test/fused_acc_without_audio") is None and drop_fraction("test/fused_acc") is None
+    assert curve_name("test/fused_acc_drop25_audio") == "fused_acc_drop*_audio"
 
 
 def chromium() -> str | None:

@@ -12,7 +12,6 @@ from mmray.results import schema
 from mmray.results.summary import ci_column
 
 STATUS_SYMBOL = {schema.STATUS_COMPLETED: "circle", schema.STATUS_STOPPED: "x", schema.STATUS_FAILED: "square"}
-FRACTION = re.compile(r"(?:missing|drop)\D*?(\d+(?:[._p]\d+)?)")
 
 
 def learning_curves_section(context: ReportContext) -> str:
@@ -39,14 +38,18 @@ def learning_curves_section(context: ReportContext) -> str:
     return "\n".join(parts)
 
 
-def drop_fraction(name: str) -> float | None:
-    """The dropped fraction a missing-modality metric name carries ('missing25_fused_acc' -> 0.25,
-    'drop0_5_acc' -> 0.5), or None for a name without one."""
-    found = FRACTION.search(name)
-    if not found:
-        return None
-    value = float(re.sub(r"[_p]", ".", found.group(1)))
-    return value / 100 if value > 1 else value
+def drop_fraction(column: str) -> float | None:
+    """The share of examples lacking a modality that a robustness-curve metric was measured at, from the
+    schema's <percent> group ('test/fused_acc_drop25_audio' -> 0.25); None for any other metric."""
+    info = schema.metric_info(column)
+    found = re.fullmatch(info.pattern, metric_name(column)) if info else None
+    percent = found.groupdict().get("percent") if found else None
+    return None if percent is None else int(percent) / 100
+
+
+def curve_name(column: str) -> str:
+    """'test/fused_acc_drop25_audio' -> 'fused_acc_drop*_audio': the curve a point belongs to."""
+    return re.sub(r"drop\d+", "drop*", metric_name(column), count=1)
 
 
 def missing_modality_section(context: ReportContext) -> str:
@@ -57,11 +60,10 @@ def missing_modality_section(context: ReportContext) -> str:
         return note("No missing-modality metric in the trials table.")
     curves: dict[str, list[tuple[float, str]]] = {}
     for column in columns:
-        fraction = drop_fraction(metric_name(column))
+        fraction = drop_fraction(column)
         if fraction is not None:
-            curve = FRACTION.sub(lambda m: m.group(0).replace(m.group(1), "*"), metric_name(column), count=1)
-            curves.setdefault(curve, []).append((fraction, column))
-    single = [c for c in columns if drop_fraction(metric_name(c)) is None]
+            curves.setdefault(curve_name(column), []).append((fraction, column))
+    single = [c for c in columns if drop_fraction(c) is None]
     board = context.board(tuple(columns))
     parts = []
     for benchmark, rows in board.groupby(schema.BENCHMARK, sort=True):
@@ -73,8 +75,9 @@ def missing_modality_section(context: ReportContext) -> str:
                     x=[f for f, _ in points], y=[row[c] for _, c in points], mode="lines+markers",
                     name=row[schema.METHOD],
                     error_y=dict(type="data", array=[row[ci_column(c)] for _, c in points], visible=True)))
-            figure.update_layout(title=f"{benchmark}: test {curve} against the fraction dropped (* = fraction)",
-                                 xaxis_title="fraction of the modality dropped", yaxis_title=curve, height=400)
+            figure.update_layout(title=f"{benchmark}: test {curve} (* = percent of examples lacking the modality)",
+                                 xaxis_title="share of examples without the modality", yaxis_title=curve,
+                                 height=400)
             parts.append(figure_html(figure))
     if single:
         parts.append(ci_tables(context, single, ""))

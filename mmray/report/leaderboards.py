@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import html
 
-from mmray.report.common import (MISSING_MODALITY, RETRIEVAL, TRANSFER, ReportContext, ci_tables, matching,
-                                 note, table_html, unit_sentence)
+from mmray.report.common import (MISSING_MODALITY, PAIR_RETRIEVAL, RETRIEVAL, TRANSFER, ReportContext,
+                                 ci_tables, matching, note, table_html, unit_sentence)
 from mmray.results import schema
 from mmray.results.summary import ALPHA, CONFIG, HEADLINE_METRICS, benchmark_ranks, format_ci
 
@@ -45,7 +45,11 @@ def ranks_section(context: ReportContext) -> str:
 
 
 def retrieval_section(context: ReportContext) -> str:
-    return ci_tables(context, matching(context.test_metrics, RETRIEVAL), "No retrieval metric in the trials table.")
+    by_label = ci_tables(context, matching(context.test_metrics, RETRIEVAL), "No retrieval metric by label.")
+    by_pair = ci_tables(context, matching(context.test_metrics, PAIR_RETRIEVAL),
+                        "No retrieval metric by pair identity.")
+    return ("<p>By label: a retrieved item is a hit when it has the query's label.</p>" + by_label
+            + "<p>By pair identity: the hit is the query's own pair (the same test row).</p>" + by_pair)
 
 
 def transfer_section(context: ReportContext) -> str:
@@ -56,7 +60,7 @@ def more_metrics_section(context: ReportContext) -> str:
     """Every other test metric (per-modality accuracy, clustering, geometry, generation...), whatever the
     schema holds, so a new metric shows up here without a report change."""
     shown = set(headline_columns(context)) | {context.metric}
-    family = "|".join((RETRIEVAL, TRANSFER, MISSING_MODALITY))
+    family = "|".join((RETRIEVAL, PAIR_RETRIEVAL, TRANSFER, MISSING_MODALITY))
     others = [c for c in context.test_metrics if c not in shown and c not in matching([c], family)]
     return ci_tables(context, others, "No further test metric.")
 

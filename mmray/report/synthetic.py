@@ -41,8 +41,17 @@ def _metrics(quality: float, rng: np.random.Generator) -> dict[str, float]:
             for k, scale in ((1, 0.4), (5, 0.7), (10, 0.85)):
                 out[f"{split}/recall@{k}_{a}_to_{b}"] = value(scale)
             out[f"{split}/map_{a}_to_{b}"] = value(0.5)
-        for percent in DROP_PERCENTS:  # accuracy as more of the audio is dropped at test time
-            out[f"{split}/missing{percent}_fused_acc"] = value(1 - 0.4 * percent / 100)
+            for k, scale in ((1, 0.1), (10, 0.4)):
+                out[f"{split}/pair_recall@{k}_{a}_to_{b}"] = value(scale)
+            out[f"{split}/pair_map_{a}_to_{b}"] = value(0.2)
+        for m in MODALITIES:  # accuracy as more examples lack modality m at test time
+            for percent in DROP_PERCENTS:
+                out[f"{split}/fused_acc_drop{percent}_{m}"] = value(1 - 0.4 * percent / 100)
+            out[f"{split}/fused_acc_without_{m}"] = value(0.6)
+        for space in (*MODALITIES, "fused"):
+            out[f"{split}/silhouette_{space}"] = value(0.3)
+            out[f"{split}/nmi_{space}"] = value(0.8)
+        out[f"{split}/alignment_{MODALITIES[0]}_{MODALITIES[1]}"] = float(2 * (1 - quality))
     return out
 
 
@@ -87,7 +96,7 @@ def synthetic_results(out: str | os.PathLike, n_trials: int = 500, epochs: int =
                 **{schema.BEST_PREFIX + k: v for k, v in best.items() if schema.is_metric_column(k)},
                 schema.BEST_EPOCH: best[schema.EPOCH]})
             epoch_rows += rows
-            if artifacts and i < seeds:  # the first configuration of each method writes its artifacts
+            if artifacts and i < seeds and ran == epochs:  # only finished trials write artifacts
                 _write_artifacts(out / ARTIFACTS_DIR / trial_id, rng)
     write_table(pd.DataFrame(trial_rows), out / schema.TRIALS_FILE)
     write_table(pd.DataFrame(epoch_rows), out / schema.EPOCHS_FILE)
@@ -98,14 +107,19 @@ def synthetic_results(out: str | os.PathLike, n_trials: int = 500, epochs: int =
 
 
 def _write_artifacts(folder: Path, rng: np.random.Generator, points: int = 200, classes: int = 10) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
+    """t-SNE maps (one per embedding space) and rotation matrices, in the schema's long tables."""
     labels = rng.integers(classes, size=points)
-    centres = rng.normal(0, 10, size=(classes, 2))
-    pd.DataFrame({"x": centres[labels, 0] + rng.normal(0, 2, points),
-                  "y": centres[labels, 1] + rng.normal(0, 2, points),
-                  "label": labels, "modality": rng.choice(MODALITIES, points)}).to_parquet(folder / "tsne.parquet")
-    rotations = {}
+    maps = []
+    for space in (*MODALITIES, "fused"):
+        centres = rng.normal(0, 10, size=(classes, 2))
+        maps.append(pd.DataFrame({"modality": space, "example": np.arange(points), "label": labels,
+                                  "x": centres[labels, 0] + rng.normal(0, 2, points),
+                                  "y": centres[labels, 1] + rng.normal(0, 2, points)}))
+    entries = []
     for m in MODALITIES:
         q, _ = np.linalg.qr(rng.normal(size=(8, 8)))
-        rotations[m] = q * np.sign(np.linalg.det(q))  # det +1: a rotation
-    np.savez(folder / "rotations.npz", **rotations)
+        q[:, 0] *= np.sign(np.linalg.det(q))  # det +1: a rotation
+        rows, cols = np.indices(q.shape)
+        entries.append(pd.DataFrame({"modality": m, "row": rows.ravel(), "col": cols.ravel(), "value": q.ravel()}))
+    write_table(pd.concat(maps, ignore_index=True), folder / "tsne.parquet")
+    write_table(pd.concat(entries, ignore_index=True), folder / "rotations.parquet")

@@ -37,18 +37,21 @@ def write_table(frame: pd.DataFrame, path: Path) -> None:
 def typed(frame: pd.DataFrame) -> pd.DataFrame:
     """`frame` with the declared dtypes: counts int64 (best_epoch nullable Int64), seconds and every metric
     column (including final/ and best/) float64, finished_at a UTC timestamp. Other columns are left as read."""
-    frame = frame.copy()
-    for column in frame.columns:
-        metric = column.removeprefix(schema.FINAL_PREFIX).removeprefix(schema.BEST_PREFIX)
-        if column in INTEGER_COLUMNS:
-            frame[column] = frame[column].astype("int64")
-        elif column in NULLABLE_INTEGER_COLUMNS:
-            frame[column] = frame[column].astype("Int64")
-        elif column in FLOAT_COLUMNS or schema.is_metric_column(metric):
-            frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
-        elif column == schema.FINISHED_AT:
-            frame[column] = pd.to_datetime(frame[column], utc=True)
-    return frame
+    return pd.DataFrame({column: _typed_column(column, values) for column, values in frame.items()},
+                        index=frame.index)
+
+
+def _typed_column(column: str, values: pd.Series) -> pd.Series:
+    metric = column.removeprefix(schema.FINAL_PREFIX).removeprefix(schema.BEST_PREFIX)
+    if column in INTEGER_COLUMNS:
+        return values.astype("int64")
+    if column in NULLABLE_INTEGER_COLUMNS:
+        return values.astype("Int64")
+    if column in FLOAT_COLUMNS or schema.is_metric_column(metric):
+        return pd.to_numeric(values, errors="coerce").astype("float64")
+    if column == schema.FINISHED_AT:
+        return pd.to_datetime(values, utc=True)
+    return values
 
 
 @dataclass

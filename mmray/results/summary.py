@@ -332,7 +332,8 @@ def param_importances(trials: pd.DataFrame, metric: str, mode: str = "max", spac
                       evaluator=None) -> pd.Series:
     """Importance of each searched value for the best-epoch `metric` within one (benchmark, method), by an
     Optuna importance evaluator (default: fANOVA, seeded, with a smaller forest than Optuna's default of 64
-    trees of depth 64: similar importances for a few dozen trials at a fraction of the time) over `optuna_study(...)`; sums to 1.
+    trees of depth 64: similar importances for a few dozen trials at a fraction of the time) over
+    `optuna_study(...)`; sums to 1.
     Empty when fewer than two scored trials or no value varied."""
     import optuna
 
