@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -88,3 +88,11 @@ def embed_all(model: Method, batches: Iterable[Batch], limit: int | None = None
         raise RuntimeError("no examples to embed")
     n = limit if limit is not None else seen
     return {k: np.concatenate(v)[:n] for k, v in parts.items()}, np.concatenate(labels)[:n]
+
+
+def embed_missing(model: Method, batches: Sequence[Batch], modalities: Iterable[str], limit: int | None = None
+                  ) -> dict[str, dict[str, np.ndarray]]:
+    """For each modality m, the embeddings of `batches` (up to `limit` rows) with m removed from every batch, as
+    when it is missing at test time: {m: {embedding key: array}}, rows in the order of `embed_all`."""
+    return {m: embed_all(model, ({k: v for k, v in batch.items() if k != m} for batch in batches), limit)[0]
+            for m in modalities}

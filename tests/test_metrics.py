@@ -1,14 +1,24 @@
-"""Retrieval and probe metrics on hand-made embeddings."""
+"""Every metric of the evaluation suite on hand-made inputs, the missing-modality embedding helper, t-SNE maps
+and the per-trial artifact tables."""
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
+import torch
 
-from mmray.eval import evaluate
+from mmray.data.spec import ModalitySpec
+from mmray.eval import SplitExtras, evaluate
+from mmray.eval.generation import answer_scores, bleu, normalise_answer, ssim, token_accuracy
 from mmray.eval.probes import fit_probe, l2_normalize, probe_accuracy
-from mmray.eval.retrieval import retrieval_scores
+from mmray.eval.retrieval import pair_retrieval_scores, retrieval_scores
+from mmray.eval.robustness import missing_curve
+from mmray.eval.tsne import tsne_table
 from mmray.results import schema
+from mmray.results.artifacts import (generation_table, load_artifacts, reconstruction_table, rotation_table,
+                                     write_artifacts)
+from mmray.training import build_method, embed_all, embed_missing
 
 # --- retrieval ----------------------------------------------------------------------------------------------
 
@@ -65,6 +75,66 @@ def test_l2_normalize_handles_zero_rows():
     np.testing.assert_allclose(out, [[0.6, 0.8], [0.0, 0.0]])
 
 
+def brute_force_scores(q, g, ql, gl, ks):
+    """Recall@K and mAP the slow, obvious way (argsort per query), for random data without ties."""
+    recalls, aps = {k: [] for k in ks}, []
+    for i in range(len(q)):
+        hits = gl[np.argsort(-(l2_normalize(g) @ l2_normalize(q[i:i + 1])[0]))] == ql[i]
+        for k in ks:
+            recalls[k].append(hits[:k].any())
+        positions = np.flatnonzero(hits) + 1
+        aps.append((np.arange(1, len(positions) + 1) / positions).mean() if len(positions) else 0.0)
+    return {**{f"recall@{k}": np.mean(recalls[k]) for k in ks}, "map": np.mean(aps)}
+
+
+def test_matches_brute_force_on_random_data():
+    rng = np.random.default_rng(3)
+    q, g = rng.standard_normal((60, 5)), rng.standard_normal((80, 5))
+    ql, gl = rng.integers(0, 5, 60), rng.integers(0, 5, 80)
+    ql[0] = 9  # a query without any relevant item
+    expected = brute_force_scores(q, g, ql, gl, ks=(1, 5, 10))
+    assert retrieval_scores(q, g, ql, gl, ks=(1, 5, 10), chunk=16) == pytest.approx(expected)
+
+
+def test_collapsed_embeddings_score_near_zero_not_one():
+    # every similarity ties: a tie counts against the query, so collapse cannot look like perfect retrieval
+    x = np.ones((10, 4))
+    labels = np.arange(10) % 2
+    scores = retrieval_scores(x, x, labels, labels, ks=(1, 5))
+    assert scores["recall@1"] == 0.0 and scores["recall@5"] == 0.0
+    assert scores["map"] == pytest.approx(np.mean(np.arange(1, 6) / 10))  # five relevant items, all at rank 10
+    assert pair_retrieval_scores(x, x, ks=(1, 9))["recall@9"] == 0.0
+
+
+def test_query_subsample_is_seeded_and_exact_on_its_queries():
+    rng = np.random.default_rng(4)
+    q, g = rng.standard_normal((50, 6)), rng.standard_normal((40, 6))
+    ql, gl = rng.integers(0, 3, 50), rng.integers(0, 3, 40)
+    assert retrieval_scores(q, g, ql, gl, max_queries=50) == retrieval_scores(q, g, ql, gl)
+    sampled = retrieval_scores(q, g, ql, gl, max_queries=10, seed=7)
+    assert sampled == retrieval_scores(q, g, ql, gl, max_queries=10, seed=7)
+    rows = np.sort(np.random.default_rng(7).choice(50, 10, replace=False))
+    assert sampled == pytest.approx(brute_force_scores(q[rows], g, ql[rows], gl, ks=(1, 5, 10)))
+
+
+def test_pair_retrieval_perfect_and_hand_computed():
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((30, 8))
+    assert pair_retrieval_scores(x, 2.0 * x) == {"recall@1": 1.0, "recall@5": 1.0, "recall@10": 1.0,
+                                                 "map": pytest.approx(1.0)}
+    queries = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    gallery = np.array([[1.0, 0.1], [1.0, 0.0], [0.0, 1.0]])
+    # own pair's rank: query 0 -> 2 (gallery 1 is closer); query 1 -> 3 (cosine 0, below both others);
+    # query 2 -> 3 (cosine .707 ties gallery 1, and a tie counts against it)
+    scores = pair_retrieval_scores(queries, gallery, ks=(1, 2, 3))
+    assert scores["recall@1"] == 0.0
+    assert scores["recall@2"] == pytest.approx(1 / 3)
+    assert scores["recall@3"] == 1.0
+    assert scores["map"] == pytest.approx((1 / 2 + 1 / 3 + 1 / 3) / 3)
+    with pytest.raises(ValueError, match="as many queries as gallery rows"):
+        pair_retrieval_scores(queries, gallery[:2])
+
+
 # --- probes and the suite -----------------------------------------------------------------------------------
 
 NUM_CLASSES, DIM = 10, 16
@@ -114,17 +184,197 @@ def test_evaluate_permuted_centres_do_not_transfer():
     assert results["recall@1_image_to_audio"] < 0.3
 
 
+def make_extras(test: dict[str, np.ndarray], n: int = 100) -> SplitExtras:
+    """What a worker collects on a split: embeddings of the first `n` rows with a modality absent (fused the way
+    pavlov fuses: the mean of the normalised embeddings present), generated answers, reconstructed images."""
+    without = {"audio": {"image": test["image"][:n], "fused": l2_normalize(test["image"][:n])},
+               "image": {"audio": test["audio"][:n], "fused": l2_normalize(test["audio"][:n])}}
+    texts = {"answer": (["yes", "no", "a red cell"], ["yes", "yes", "a red cell"])}
+    images = np.random.default_rng(0).standard_normal((4, 1, 12, 12))
+    return SplitExtras(without, texts, {"image": (images, images.copy())})
+
+
+EMITTED = {
+    "image_acc", "audio_acc", "fused_acc",
+    "alignment_image_audio", "uniformity_image", "uniformity_audio", "uniformity_fused",
+    *(f"{score}_{space}" for score in ("silhouette", "nmi", "ari") for space in ("image", "audio", "fused")),
+    *(f"fused_acc_without_{m}" for m in ("image", "audio")),
+    *(f"fused_acc_drop{p}_{m}" for p in (0, 25, 50, 75, 100) for m in ("image", "audio")),
+    "bleu_answer", *(f"{score}{subset}_answer" for score in ("exact_match", "token_acc")
+                     for subset in ("", "_yesno", "_open")),
+    "ssim_image",
+    *(f"{kind}{score}_{a}_to_{b}" for a, b in (("image", "audio"), ("audio", "image"))
+      for kind in ("", "pair_") for score in ("recall@1", "recall@5", "recall@10", "map")),
+    "transfer_image_to_audio", "transfer_audio_to_image",
+}
+
+
+def full_results() -> dict[str, float]:
+    """The suite on inputs that exercise every metric (shared with test_results_schema)."""
+    train, train_labels, test, test_labels = make_inputs(permute_audio=False)
+    return evaluate(train, train_labels, test, test_labels, ("image", "audio"), make_extras(test))
+
+
 def test_evaluate_names_only_schema_metrics():
-    results = evaluate(*make_inputs(permute_audio=False), modalities=("image", "audio"))
-    expected = {"image_acc", "audio_acc", "fused_acc"}
-    for a, b in (("image", "audio"), ("audio", "image")):
-        expected |= {f"transfer_{a}_to_{b}", f"recall@1_{a}_to_{b}", f"recall@5_{a}_to_{b}",
-                     f"map_{a}_to_{b}"}
-    assert set(results) == expected
+    results = full_results()
+    assert set(results) == EMITTED
     for name, value in results.items():
-        assert 0.0 <= value <= 1.0, name
+        assert np.isfinite(value), name
         assert schema.is_metric_column(f"val/{name}"), name
-        assert schema.higher_is_better(f"val/{name}"), name
+
+
+def test_evaluate_without_extras_emits_no_robustness_or_generation_keys():
+    results = evaluate(*make_inputs(permute_audio=False), modalities=("image", "audio"))
+    assert set(results) == {k for k in EMITTED if not k.startswith(("fused_acc_", "bleu", "exact", "token", "ssim"))}
+
+
+def test_geometry_and_clustering_of_the_suite():
+    train, train_labels, test, test_labels = make_inputs(permute_audio=False)
+    same = dict(test, audio=test["image"].copy())
+    results = evaluate(train, train_labels, same, test_labels, ("image", "audio"))
+    assert results["alignment_image_audio"] == pytest.approx(0.0, abs=1e-12)  # pairs coincide
+    assert results["pair_recall@1_image_to_audio"] == 1.0 and results["pair_map_audio_to_image"] == 1.0
+    for space in ("image", "audio", "fused"):
+        assert results[f"nmi_{space}"] > 0.9 and results[f"ari_{space}"] > 0.9, space  # ten tight clusters
+        assert results[f"silhouette_{space}"] > 0.5, space
+    collapsed = dict(same, image=np.ones_like(test["image"]) + 1e-3 * test["image"])
+    worse = evaluate(train, train_labels, collapsed, test_labels, ("image", "audio"))
+    assert worse["uniformity_image"] > -0.01 > results["uniformity_image"]  # 0 = everything at one point
+    assert worse["alignment_image_audio"] > 0.5
+
+
+def test_missing_modality_curve_in_the_suite():
+    train, train_labels, test, test_labels = make_inputs(permute_audio=True)  # audio probes need audio
+    results = evaluate(train, train_labels, test, test_labels, ("image", "audio"), make_extras(test, n=100))
+    first = evaluate(train, train_labels, {k: v[:100] for k, v in test.items()}, test_labels[:100],
+                     ("image", "audio"))
+    for m in ("image", "audio"):
+        assert results[f"fused_acc_drop0_{m}"] == first["fused_acc"]  # endpoints: complete pairs ...
+        assert results[f"fused_acc_drop100_{m}"] == results[f"fused_acc_without_{m}"]  # ... and m missing
+    # the fused probe learnt class c from image c and audio c-1's centre: one modality alone misleads it
+    assert results["fused_acc_without_audio"] < first["fused_acc"] - 0.2
+
+
+def test_missing_curve_endpoints_and_nesting():
+    full = np.array([1, 1, 1, 1, 1, 1, 1, 0], dtype=bool)
+    missing = np.array([0, 0, 0, 0, 1, 1, 0, 0], dtype=bool)
+    curve = missing_curve(full, missing, (0.0, 0.25, 0.5, 0.75, 1.0), seed=3)
+    assert curve[0.0] == full.mean() and curve[1.0] == missing.mean()
+    assert all(a >= b for a, b in zip(list(curve.values()), list(curve.values())[1:]))  # missing never helps here
+    assert missing_curve(full, missing, seed=3) == curve
+    with pytest.raises(ValueError, match="alike"):
+        missing_curve(full, missing[:3])
+    with pytest.raises(ValueError, match="within 0..1"):
+        missing_curve(full, missing, (1.5,))
+
+
+# --- generation -----------------------------------------------------------------------------------------------
+
+def test_bleu_identical_unrelated_and_short():
+    sentences = ["a cell with a large nucleus", "the tissue shows necrosis"]
+    assert bleu(sentences, sentences) == pytest.approx(100.0)
+    assert bleu(["yes", "no"], ["yes", "no"]) == pytest.approx(100.0)  # one-word answers score too
+    assert bleu(["completely different words here"], ["a cell with a large nucleus"]) == pytest.approx(0.0)
+    partial = bleu(["a cell with a small nucleus"], ["a cell with a large nucleus"])
+    assert 0.0 < partial < 100.0
+    with pytest.raises(ValueError, match="2 generated items but 1 references"):
+        bleu(sentences, sentences[:1])
+
+
+def test_answer_scores_split_yes_no_and_open():
+    generated = ["Yes.", "no", "a cat", "red"]
+    references = ["yes", "yes", "the cat", "red"]
+    scores = answer_scores(generated, references)
+    assert scores == pytest.approx({
+        "exact_match": 0.5, "token_acc": (1 + 0 + 0.5 + 1) / 4,
+        "exact_match_yesno": 0.5, "token_acc_yesno": 0.5,  # "Yes." normalises to yes
+        "exact_match_open": 0.5, "token_acc_open": 0.75,
+    })
+    assert set(answer_scores(["a cat"], ["the cat"])) == {"exact_match", "token_acc", "exact_match_open",
+                                                          "token_acc_open"}  # no yes/no question: no subset
+
+
+def test_token_accuracy_counts_missing_and_extra_words():
+    assert token_accuracy("a red cell", "a red cell") == 1.0
+    assert token_accuracy("a red", "a red cell") == pytest.approx(2 / 3)
+    assert token_accuracy("a red cell here", "a red cell") == pytest.approx(3 / 4)
+    assert token_accuracy("", "") == 1.0 and token_accuracy("", "yes") == 0.0
+    assert normalise_answer("  The  Cat, sat! ") == "the cat sat"
+
+
+def test_ssim_of_identical_and_noisy_images():
+    rng = np.random.default_rng(0)
+    smooth = np.cumsum(np.cumsum(rng.standard_normal((3, 2, 16, 16)), axis=2), axis=3)  # structured images
+    assert ssim(smooth, smooth.copy()) == pytest.approx(1.0)
+    assert ssim(smooth, rng.standard_normal(smooth.shape) * smooth.std()) < 0.3
+    assert ssim(smooth[:, 0], smooth[:, 0]) == pytest.approx(1.0)  # (N, H, W) too
+    assert ssim(smooth[:, :, :5, :5], smooth[:, :, :5, :5]) == pytest.approx(1.0)  # smaller than the window
+    with pytest.raises(ValueError, match="do not match"):
+        ssim(smooth, smooth[:2])
+
+
+# --- missing-modality embeddings, t-SNE maps and artifacts -----------------------------------------------------
+
+MODALITY_SPECS = (ModalitySpec("image", "image", (1, 8, 8)), ModalitySpec("audio", "audio", (1, 8, 8)))
+
+
+def test_embed_missing_drops_one_modality_at_a_time():
+    torch.manual_seed(0)
+    model = build_method("pavlov", MODALITY_SPECS, 3, {"latent_dim": 4, "hidden_dim": 8, "encoder_width": 4})
+    batches = [{"image": torch.randn(6, 1, 8, 8), "audio": torch.randn(6, 1, 8, 8),
+                "label": torch.arange(6) % 3} for _ in range(2)]
+    complete, _ = embed_all(model, batches)
+    missing = embed_missing(model, batches, ("image", "audio"), limit=10)
+    assert set(missing) == {"image", "audio"}
+    assert set(missing["audio"]) == {"image", "fused"} and missing["audio"]["fused"].shape == (10, 4)
+    # pavlov fuses what is present: with audio gone, the fused embedding is the normalised image embedding
+    np.testing.assert_allclose(missing["audio"]["fused"], l2_normalize(complete["image"][:10]), atol=1e-5)
+    assert not np.allclose(missing["audio"]["fused"], complete["fused"][:10])
+    assert set(batches[0]) == {"image", "audio", "label"}  # the batches themselves are left whole
+
+
+def test_tsne_table_keeps_clusters_apart():
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(3), 40)
+    centres = 5.0 * np.eye(3, 8)
+    spaces = {"image": centres[labels] + 0.1 * rng.standard_normal((120, 8)),
+              "fused": centres[labels] + 0.1 * rng.standard_normal((120, 8))}
+    table = tsne_table(spaces, labels, n=60, seed=1)
+    assert tuple(table.columns) == schema.ARTIFACT_COLUMNS[schema.ARTIFACT_TSNE]
+    assert len(table) == 120 and set(table[schema.MODALITY]) == {"image", "fused"}
+    image, fused = (table[table[schema.MODALITY] == s] for s in ("image", "fused"))
+    assert (image[schema.EXAMPLE].to_numpy() == fused[schema.EXAMPLE].to_numpy()).all()  # one subset for all
+    assert (image[schema.LABEL].to_numpy() == labels[image[schema.EXAMPLE]]).all()
+    # each point's nearest neighbour on the map has its label
+    xy = image[[schema.X, schema.Y]].to_numpy()
+    distances = np.linalg.norm(xy[:, None] - xy[None], axis=2) + np.eye(len(xy)) * 1e9
+    assert (image[schema.LABEL].to_numpy()[distances.argmin(1)] == image[schema.LABEL].to_numpy()).mean() > 0.95
+
+
+def test_artifacts_round_trip(tmp_path):
+    rotation = np.array([[0.0, -1.0], [1.0, 0.0]])
+    images = np.arange(2 * 4, dtype=np.float32).reshape(2, 1, 2, 2)
+    tables = {
+        schema.ARTIFACT_ROTATIONS: rotation_table({"image": rotation, "audio": np.eye(2)}),
+        schema.ARTIFACT_RECONSTRUCTIONS: reconstruction_table({"image": (images, images + 1)}, np.array([4, 5])),
+        schema.ARTIFACT_GENERATIONS: generation_table({"answer": (["yes", "no"], ["yes", "yes"])}, np.array([1, 0]),
+                                                      n=1),
+    }
+    with pytest.raises(FileNotFoundError, match="wrote no artifacts"):
+        load_artifacts(tmp_path, "t1")
+    write_artifacts(tmp_path, "t1", tables)
+    loaded = load_artifacts(tmp_path, "t1")
+    assert set(loaded) == set(tables)
+    matrix = loaded["rotations"].query("modality == 'image'").pivot(index="row", columns="col", values="value")
+    np.testing.assert_array_equal(matrix.to_numpy(), rotation)
+    recon = loaded["reconstructions"].iloc[1]
+    np.testing.assert_array_equal(np.asarray(recon[schema.RECONSTRUCTION]).reshape(recon[schema.SHAPE]),
+                                  images[1] + 1)
+    assert recon[schema.LABEL] == 5
+    assert loaded["generations"].to_dict("records") == [
+        {"modality": "answer", "example": 0, "label": 1, "generated": "yes", "reference": "yes"}]
+    with pytest.raises(ValueError, match="columns"):
+        write_artifacts(tmp_path, "t1", {schema.ARTIFACT_TSNE: pd.DataFrame({"x": [1.0]})})
 
 
 def test_evaluate_without_fused():

@@ -20,6 +20,21 @@ from mmray.results.io import write_table
     ("train/contrastive", False),
     ("train/orthogonality", False),
     ("train/recon_loss", False),
+    ("train/decoder_image", False),  # any term a method's losses() returns
+    ("final/train/align", False),
+    ("val/pair_recall@10_image_to_audio", True),
+    ("best/test/pair_map_audio_to_image", True),
+    ("val/alignment_image_audio", False),
+    ("val/uniformity_fused", False),
+    ("val/silhouette_image", True),
+    ("val/nmi_fused", True),
+    ("val/ari_audio", True),
+    ("val/fused_acc_without_audio", True),
+    ("val/fused_acc_drop25_image", True),
+    ("test/bleu_caption", True),
+    ("test/exact_match_yesno_answer", True),
+    ("test/token_acc_open_answer", True),
+    ("test/ssim_image", True),
 ])
 def test_higher_is_better(column, higher):
     assert schema.higher_is_better(column) is higher
@@ -30,10 +45,53 @@ def test_metric_info_picks_the_specific_entry():
     assert "fused" in schema.metric_info("val/fused_acc").description
     assert "one modality" in schema.metric_info("val/image_acc").description
     assert "K nearest" in schema.metric_info("final/test/recall@1_image_to_audio").description
+    assert "own pair" in schema.metric_info("final/test/pair_recall@1_image_to_audio").description
+    assert "absent" in schema.metric_info("val/fused_acc_without_audio").description
+    assert "word by word" in schema.metric_info("val/token_acc_yesno_answer").description
     assert "loss" in schema.metric_info("train/loss").description
 
 
-@pytest.mark.parametrize("column", ["val/bogus", "train/lossy", "epoch", "val/recall@k_image_to_audio"])
+# Every metric family of the suite as a name template, and words its description must hold: no name may fall
+# into a more general entry (e.g. "fused_acc_without_audio" into "<m>_acc").
+FAMILIES = {
+    "{m}_acc": "one modality", "fused_acc": "fused embedding", "transfer_{a}_to_{b}": "probe fit",
+    "{recall}_{a}_to_{b}": "same-label", "map_{a}_to_{b}": "by label",
+    "pair_{recall}_{a}_to_{b}": "own pair", "pair_map_{a}_to_{b}": "own pair",
+    "alignment_image_audio": "Wang & Isola", "uniformity_{space}": "Wang & Isola",
+    "silhouette_{space}": "silhouette", "nmi_{space}": "mutual information", "ari_{space}": "Rand",
+    "fused_acc_without_{m}": "absent", "fused_acc_drop{percent}_{m}": "robustness curve",
+    "bleu_answer": "BLEU", "exact_match{subset}_answer": "equal to the reference",
+    "token_acc{subset}_answer": "word by word", "ssim_image": "structural similarity",
+}
+VALUES = {"m": ("image", "audio"), "space": ("image", "audio", "fused"), "percent": (0, 25, 50, 75, 100),
+          "recall": ("recall@1", "recall@5", "recall@10"), "subset": ("", "_yesno", "_open"),
+          "ab": (("image", "audio"), ("audio", "image"))}
+
+
+def _expand(template: str) -> list[str]:
+    names = [template]
+    for key in ("m", "space", "percent", "recall", "subset"):
+        if "{" + key + "}" in template:
+            names = [n.replace("{" + key + "}", str(v)) for n in names for v in VALUES[key]]
+    if "{a}" in template:
+        names = [n.format(a=a, b=b) for n in names for a, b in VALUES["ab"]]
+    return names
+
+
+def test_every_metric_the_suite_emits_has_a_direction_and_its_own_entry():
+    from test_metrics import full_results  # the suite on inputs that exercise every metric
+
+    expected = {name: words for template, words in FAMILIES.items() for name in _expand(template)}
+    emitted = full_results()
+    assert set(emitted) == set(expected)
+    for name, words in expected.items():
+        for split in schema.SPLITS:
+            assert schema.is_metric_column(f"{split}/{name}"), name
+            assert isinstance(schema.higher_is_better(f"{schema.FINAL_PREFIX}{split}/{name}"), bool), name
+        assert words in schema.metric_info(name).description, name
+
+
+@pytest.mark.parametrize("column", ["val/bogus", "train/", "epoch", "val/recall@k_image_to_audio"])
 def test_unknown_metric(column):
     assert schema.metric_info(column) is None
     with pytest.raises(KeyError, match="not a known metric column"):

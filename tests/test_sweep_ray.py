@@ -7,6 +7,7 @@ import pytest
 
 from mmray import api
 from mmray.results import schema
+from mmray.results.artifacts import load_artifacts
 
 pytestmark = pytest.mark.ray
 
@@ -67,9 +68,31 @@ def test_sweep_writes_both_tables_with_one_row_per_trial_and_epoch(synthetic_swe
     assert {"config/method/latent_dim", "config/train/lr"} <= set(trials.columns)
     assert set(trials["config/method/latent_dim"]) <= {8, 16}
     for column in ("best/val/fused_acc", "final/test/fused_acc", "final/test/transfer_image_to_audio",
-                   "final/test/recall@1_image_to_audio", "final/test/recall@5_audio_to_image"):
+                   "final/test/recall@1_image_to_audio", "final/test/recall@5_audio_to_image",
+                   "final/test/pair_recall@10_image_to_audio", "final/test/map_audio_to_image",
+                   "final/test/nmi_fused", "final/val/fused_acc_without_audio", "final/test/fused_acc_drop50_image"):
         assert trials[column].between(0, 1).all(), column
+    for column in ("final/test/alignment_image_audio", "final/test/uniformity_fused", "final/val/silhouette_image"):
+        assert trials[column].notna().all(), column
+    assert (trials["final/test/fused_acc_drop0_audio"] <= 1).all()
     assert (trials[schema.WALL_SECONDS] > 0).all()
+
+
+def test_finished_trials_store_their_pictures_as_data(synthetic_sweep):
+    out, _ = synthetic_sweep
+    trials = api.load_results(out).trials
+    completed = trials[trials[schema.STATUS] == schema.STATUS_COMPLETED]
+    assert len(completed) >= 1  # ASHA keeps at least the first trial to its last epoch
+    for trial_id in completed[schema.TRIAL_ID]:
+        tables = load_artifacts(out, trial_id)
+        assert set(tables) == {schema.ARTIFACT_TSNE, schema.ARTIFACT_ROTATIONS}  # pavlov neither generates
+        tsne = tables[schema.ARTIFACT_TSNE]
+        assert set(tsne[schema.MODALITY]) == {"image", "audio", "fused"}
+        assert len(tsne) == 3 * TINY_SYNTHETIC["n_test"]  # fewer than 500 test pairs: all of them
+        assert tsne[[schema.X, schema.Y]].notna().all().all()
+        rotations = tables[schema.ARTIFACT_ROTATIONS]
+        latent = int(trials.set_index(schema.TRIAL_ID).loc[trial_id, "config/method/latent_dim"])
+        assert len(rotations) == 2 * latent * latent
 
 
 def test_sweep_learns_above_chance(synthetic_sweep):

@@ -26,5 +26,10 @@ def fit_probe(features: np.ndarray, labels: np.ndarray, c: float = 0.5) -> Pipel
         return probe.fit(l2_normalize(features), labels)
 
 
+def probe_correct(probe: Pipeline, features: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Whether the probe classifies each example right (bool per row)."""
+    return probe.predict(l2_normalize(features)) == labels
+
+
 def probe_accuracy(probe: Pipeline, features: np.ndarray, labels: np.ndarray) -> float:
-    return float((probe.predict(l2_normalize(features)) == labels).mean())
+    return float(probe_correct(probe, features, labels).mean())

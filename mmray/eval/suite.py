@@ -1,19 +1,34 @@
 """The metric suite run on every trial at every epoch. Adding a metric = one function in METRICS.
 
-Each metric function takes the probe-training embeddings and the evaluated split's embeddings and
-returns named values; their names and directions are listed in `mmray.results.schema`.
+Each metric function takes the probe-training embeddings and the evaluated split's embeddings (plus, where the
+worker collected them, the split's `SplitExtras`: embeddings with a modality missing, generated texts,
+reconstructed images) and returns named values; their names and directions are listed in
+`mmray.results.schema`. A metric whose inputs are absent returns nothing.
+
+The caps below keep the cost of an epoch's evaluation small; the worker applies the row caps when it runs
+the model, the suite the others.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from mmray.eval.probes import fit_probe, probe_accuracy
-from mmray.eval.retrieval import retrieval_scores
+from mmray.eval.clustering import clustering_scores
+from mmray.eval.generation import answer_scores, bleu, ssim
+from mmray.eval.geometry import alignment, uniformity
+from mmray.eval.probes import fit_probe, probe_accuracy, probe_correct
+from mmray.eval.retrieval import pair_retrieval_scores, retrieval_scores
+from mmray.eval.robustness import DROP_FRACTIONS, missing_curve
+
+FUSED = "fused"
+RETRIEVAL_KS = (1, 5, 10)
+RETRIEVAL_QUERIES = 2000  # queries ranked per direction: a seeded subsample; the gallery stays whole
+ROBUSTNESS_EXAMPLES = 1000  # first rows of a split embedded once per missing modality
+GENERATION_EXAMPLES = 256  # first rows of a split whose text a method generates / whose images it reconstructs
 
 
 class ProbeSet:
@@ -21,6 +36,7 @@ class ProbeSet:
 
     def __init__(self, train: dict[str, np.ndarray], train_labels: np.ndarray):
         self.train, self.train_labels = train, train_labels
+        self.num_classes = len(np.unique(train_labels))
         self._fitted = {}
 
     def __getitem__(self, key: str):
@@ -30,19 +46,36 @@ class ProbeSet:
 
 
 @dataclass
+class SplitExtras:
+    """What the worker collects on a split besides its embeddings; each part may be empty."""
+
+    # modality m -> embeddings (each key embed() returns) of the split's first rows with m absent from the batch
+    without: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    # text modality -> (generated texts, reference texts) of the split's first rows
+    texts: dict[str, tuple[list[str], list[str]]] = field(default_factory=dict)
+    # image modality -> (original images, reconstructions), both (N, C, H, W), of the split's first rows
+    images: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+
+
+@dataclass
 class EvalInputs:
     probes: ProbeSet
     test: dict[str, np.ndarray]  # embeddings of the evaluated split
     test_labels: np.ndarray
     modalities: tuple[str, ...]
+    extras: SplitExtras = field(default_factory=SplitExtras)
 
     def probe(self, key: str):
         return self.probes[key]
 
+    @property
+    def spaces(self) -> list[str]:
+        """Every embedding space of the split: each modality, then the fused one where the method has it."""
+        return [*self.modalities, FUSED] if FUSED in self.test else list(self.modalities)
+
 
 def probe_accuracies(x: EvalInputs) -> dict[str, float]:
-    keys = [*x.modalities, "fused"] if "fused" in x.test else list(x.modalities)
-    return {f"{k}_acc": probe_accuracy(x.probe(k), x.test[k], x.test_labels) for k in keys}
+    return {f"{k}_acc": probe_accuracy(x.probe(k), x.test[k], x.test_labels) for k in x.spaces}
 
 
 def cross_modal_transfer(x: EvalInputs) -> dict[str, float]:
@@ -52,10 +85,59 @@ def cross_modal_transfer(x: EvalInputs) -> dict[str, float]:
 
 
 def cross_modal_retrieval(x: EvalInputs) -> dict[str, float]:
+    """a -> b retrieval where a hit is the same label, and where it is the query's own pair (row i of b)."""
     out = {}
     for a, b in itertools.permutations(x.modalities, 2):
-        scores = retrieval_scores(x.test[a], x.test[b], x.test_labels, x.test_labels, ks=(1, 5))
-        out.update({f"{name}_{a}_to_{b}": value for name, value in scores.items()})
+        by_label = retrieval_scores(x.test[a], x.test[b], x.test_labels, x.test_labels, ks=RETRIEVAL_KS,
+                                    max_queries=RETRIEVAL_QUERIES)
+        by_pair = pair_retrieval_scores(x.test[a], x.test[b], ks=RETRIEVAL_KS, max_queries=RETRIEVAL_QUERIES)
+        out.update({f"{name}_{a}_to_{b}": value for name, value in by_label.items()})
+        out.update({f"pair_{name}_{a}_to_{b}": value for name, value in by_pair.items()})
+    return out
+
+
+def geometry(x: EvalInputs) -> dict[str, float]:
+    """Alignment of each pair of modalities (same-row pairs) and uniformity of each space (Wang & Isola)."""
+    out = {f"alignment_{a}_{b}": alignment(x.test[a], x.test[b])
+           for a, b in itertools.combinations(x.modalities, 2)}
+    out.update({f"uniformity_{space}": uniformity(x.test[space]) for space in x.spaces})
+    return out
+
+
+def clustering(x: EvalInputs) -> dict[str, float]:
+    """k-means with k = the number of classes on each space: silhouette, NMI and ARI against the labels."""
+    k = x.probes.num_classes
+    if not 2 <= k < len(x.test_labels):
+        return {}
+    return {f"{name}_{space}": value for space in x.spaces
+            for name, value in clustering_scores(x.test[space], x.test_labels, k).items()}
+
+
+def missing_modality(x: EvalInputs) -> dict[str, float]:
+    """The fused probe (fit on complete pairs) with each modality absent from all, then from a share, of the
+    examples: see `mmray.eval.robustness`."""
+    if FUSED not in x.test:
+        return {}
+    out = {}
+    for modality, embeddings in x.extras.without.items():
+        n = len(embeddings[FUSED])
+        labels = x.test_labels[:n]
+        correct_full = probe_correct(x.probe(FUSED), x.test[FUSED][:n], labels)
+        correct_missing = probe_correct(x.probe(FUSED), embeddings[FUSED], labels)
+        out[f"fused_acc_without_{modality}"] = float(correct_missing.mean())
+        curve = missing_curve(correct_full, correct_missing, DROP_FRACTIONS)
+        out.update({f"fused_acc_drop{round(100 * f)}_{modality}": acc for f, acc in curve.items()})
+    return out
+
+
+def generation(x: EvalInputs) -> dict[str, float]:
+    """BLEU, exact match and token accuracy of generated texts; SSIM of reconstructed images."""
+    out = {}
+    for modality, (generated, references) in x.extras.texts.items():
+        out[f"bleu_{modality}"] = bleu(generated, references)
+        out.update({f"{name}_{modality}": v for name, v in answer_scores(generated, references).items()})
+    for modality, (originals, reconstructions) in x.extras.images.items():
+        out[f"ssim_{modality}"] = ssim(originals, reconstructions)
     return out
 
 
@@ -63,24 +145,32 @@ METRICS: list[Callable[[EvalInputs], dict[str, float]]] = [
     probe_accuracies,
     cross_modal_transfer,
     cross_modal_retrieval,
+    geometry,
+    clustering,
+    missing_modality,
+    generation,
 ]
 
 
 def evaluate(train: dict[str, np.ndarray], train_labels: np.ndarray, test: dict[str, np.ndarray],
-             test_labels: np.ndarray, modalities: tuple[str, ...]) -> dict[str, float]:
+             test_labels: np.ndarray, modalities: tuple[str, ...], extras: SplitExtras | None = None
+             ) -> dict[str, float]:
     """Every metric of one evaluated split, with probes fit on `train`."""
-    return evaluate_splits(train, train_labels, {"": (test, test_labels)}, modalities)
+    return evaluate_splits(train, train_labels, {"": (test, test_labels)}, modalities,
+                           {"": extras} if extras is not None else None)
 
 
 def evaluate_splits(train: dict[str, np.ndarray], train_labels: np.ndarray,
-                    splits: dict[str, tuple[dict[str, np.ndarray], np.ndarray]],
-                    modalities: tuple[str, ...]) -> dict[str, float]:
+                    splits: Mapping[str, tuple[dict[str, np.ndarray], np.ndarray]],
+                    modalities: tuple[str, ...], extras: Mapping[str, SplitExtras] | None = None
+                    ) -> dict[str, float]:
     """Every metric of several splits ({'val': (embeddings, labels), ...}) as '<split>/<metric>', the probes
-    fit once and shared by all splits."""
+    fit once and shared by all splits; `extras` optionally holds each split's SplitExtras."""
     probes = ProbeSet(train, train_labels)
     results: dict[str, float] = {}
     for split, (embeddings, labels) in splits.items():
-        inputs = EvalInputs(probes, embeddings, labels, tuple(modalities))
+        split_extras = (extras or {}).get(split) or SplitExtras()
+        inputs = EvalInputs(probes, embeddings, labels, tuple(modalities), split_extras)
         prefix = f"{split}/" if split else ""
         for metric in METRICS:
             results.update({prefix + k: v for k, v in metric(inputs).items()})

@@ -48,7 +48,12 @@ class Method(nn.Module):
         raise NotImplementedError
 
     def embed(self, batch: Batch) -> dict[str, torch.Tensor]:
-        """Per-modality embeddings (keyed by modality name) and their fusion (key 'fused')."""
+        """Per-modality embeddings (keyed by modality name) and their fusion (key 'fused'), each (B, D).
+
+        A batch may lack modalities: embed every modality present and fuse only those (evaluation calls embed
+        with each modality removed in turn to measure missing-modality robustness). At least one modality is
+        always present.
+        """
         raise NotImplementedError
 
     # Optional hooks; the defaults suit a method without a schedule or pretrained parts.
@@ -60,3 +65,25 @@ class Method(nn.Module):
     def param_groups(self, lr: float) -> list[dict]:
         """Optimizer parameter groups of the trainable parameters; default: one group at `lr`."""
         return [{"params": [p for p in self.parameters() if p.requires_grad], "lr": lr}]
+
+    # Optional evaluation hooks: the worker calls them in eval mode under torch.no_grad() on the first rows of
+    # the val and test splits (mmray.eval.suite.GENERATION_EXAMPLES) at every epoch; None = not supported.
+
+    def generate_text(self, batch: Batch) -> dict[str, torch.Tensor] | None:
+        """Text generated for the batch: {text modality name: (B, L) long token ids in that modality's
+        tokenizer, padded with its pad_id after each row's end}, generated without reading that modality of the
+        batch (e.g. a caption from the image, an answer from the image and the question). The worker decodes
+        them and the batch's own ids of that modality with the shard set's tokenizer (mmray.data.text) and
+        scores BLEU, exact match and token accuracy (mmray.eval.generation). Default: None."""
+        return None
+
+    def reconstruct_images(self, batch: Batch) -> dict[str, torch.Tensor] | None:
+        """Reconstructions of the batch's image modalities: {image modality name: tensor shaped like
+        batch[name], on the same (standardised) scale}, scored by SSIM; a few are kept as per-trial artifacts.
+        Default: None."""
+        return None
+
+    def rotations(self) -> dict[str, torch.Tensor] | None:
+        """Square matrices the method applies per modality (pavlov: its rotations in SO(k)), stored as a
+        per-trial artifact at the final epoch. Default: None."""
+        return None

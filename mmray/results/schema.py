@@ -40,6 +40,28 @@ CONFIG_PREFIX = "config/"
 FINAL_PREFIX, BEST_PREFIX = "final/", "best/"
 SPLITS = ("val", "test")
 
+# Per-trial artifacts: pictures stored as data, one Parquet table each under <results>/artifacts/<trial_id>/
+# (mmray.results.artifacts.load_artifacts). The worker writes them at the trial's final epoch from the test
+# split, so a trial that ASHA stopped early has none.
+ARTIFACT_TSNE = "tsne"  # 2-D t-SNE of a seeded subset of 500 test examples, one map per embedding space
+ARTIFACT_ROTATIONS = "rotations"  # a method's per-modality rotation matrices (pavlov), long format
+ARTIFACT_RECONSTRUCTIONS = "reconstructions"  # a few test images and the method's reconstructions of them
+ARTIFACT_GENERATIONS = "generations"  # a few generated texts beside their references
+MODALITY = "modality"  # tsne: the embedding space (a modality or "fused"); others: the modality
+EXAMPLE = "example"  # row of the test split
+LABEL = "label"  # class index
+X, Y = "x", "y"  # t-SNE coordinates (each space is its own map: compare shapes, not positions, across maps)
+ROW, COL, VALUE = "row", "col", "value"  # matrix entry
+SHAPE = "shape"  # an image's (C, H, W)
+ORIGINAL, RECONSTRUCTION = "original", "reconstruction"  # flattened float images; reshape with SHAPE
+GENERATED, REFERENCE = "generated", "reference"  # decoded texts
+ARTIFACT_COLUMNS = {
+    ARTIFACT_TSNE: (MODALITY, EXAMPLE, LABEL, X, Y),
+    ARTIFACT_ROTATIONS: (MODALITY, ROW, COL, VALUE),
+    ARTIFACT_RECONSTRUCTIONS: (MODALITY, EXAMPLE, LABEL, SHAPE, ORIGINAL, RECONSTRUCTION),
+    ARTIFACT_GENERATIONS: (MODALITY, EXAMPLE, LABEL, GENERATED, REFERENCE),
+}
+
 
 @dataclass(frozen=True)
 class MetricInfo:
@@ -48,21 +70,60 @@ class MetricInfo:
     description: str
 
 
+# Names below are without the split; <m> is a modality, <space> a modality or "fused", a -> b a direction.
+# Caps that keep the per-epoch cost down (every trial evaluates every epoch; constants in mmray.eval.suite):
+# retrieval ranks a seeded subsample of at most 2,000 queries against the whole gallery; robustness and
+# generation metrics use the first 1,000 / 256 rows of the split; silhouette and uniformity a seeded subsample of
+# at most 2,000 rows.
 METRICS = (
     MetricInfo(r"fused_acc", True, "linear-probe accuracy on the fused embedding"),
+    MetricInfo(r"fused_acc_without_(?P<m>\w+)", True,
+               "accuracy of the fused probe (fit on complete pairs) when modality m is absent from every example "
+               "(the first 1,000 rows of the split)"),
+    MetricInfo(r"fused_acc_drop(?P<percent>\d+)_(?P<m>\w+)", True,
+               "robustness curve: fused-probe accuracy when a seeded <percent>% of the examples lack modality m "
+               "(0, 25, 50, 75, 100; 0 = complete pairs, 100 = fused_acc_without_m; first 1,000 rows)"),
+    MetricInfo(r"token_acc(?P<subset>_yesno|_open)?_(?P<m>\w+)", True,
+               "generated text m vs the reference, word by word over the longer text (normalised words); "
+               "_yesno: reference answer is yes/no, _open: the others (first 256 rows)"),
     MetricInfo(r"(?P<m>\w+)_acc", True, "linear-probe accuracy on one modality's embedding"),
     MetricInfo(r"transfer_(?P<a>\w+)_to_(?P<b>\w+)", True,
                "probe fit on modality a's training embeddings, tested on modality b's embeddings"),
+    MetricInfo(r"pair_recall@(?P<k>\d+)_(?P<a>\w+)_to_(?P<b>\w+)", True,
+               "share of a-queries whose own pair (same row) is among their K nearest b-items (cosine)"),
+    MetricInfo(r"pair_map_(?P<a>\w+)_to_(?P<b>\w+)", True,
+               "mean average precision of a->b retrieval of the own pair (= mean reciprocal rank)"),
     MetricInfo(r"recall@(?P<k>\d+)_(?P<a>\w+)_to_(?P<b>\w+)", True,
                "share of a-queries with a same-label b-item among their K nearest (cosine)"),
     MetricInfo(r"map_(?P<a>\w+)_to_(?P<b>\w+)", True, "mean average precision of a->b retrieval by label"),
-    MetricInfo(r"loss|same|cross|contrastive|orthogonality|\w+_loss", False, "training loss term (epoch mean)"),
+    MetricInfo(r"alignment_(?P<a>\w+)_(?P<b>\w+)", False,
+               "alignment (Wang & Isola): mean squared distance between the L2-normalised a and b embeddings "
+               "of the same pair (0..4; 0 = pairs coincide)"),
+    MetricInfo(r"uniformity_(?P<space>\w+)", False,
+               "uniformity (Wang & Isola): log mean exp(-2 d^2) over pairs of L2-normalised embeddings "
+               "(-4 ~ spread over the sphere, 0 = collapsed)"),
+    MetricInfo(r"silhouette_(?P<space>\w+)", True,
+               "silhouette (-1..1) of k-means clusters (k = number of classes) in the embedding space"),
+    MetricInfo(r"nmi_(?P<space>\w+)", True, "normalised mutual information of k-means clusters and labels (0..1)"),
+    MetricInfo(r"ari_(?P<space>\w+)", True, "adjusted Rand index of k-means clusters and labels (~0 chance, 1)"),
+    MetricInfo(r"bleu_(?P<m>\w+)", True,
+               "corpus BLEU (sacrebleu, 0..100) of generated text m against the reference (first 256 rows)"),
+    MetricInfo(r"exact_match(?P<subset>_yesno|_open)?_(?P<m>\w+)", True,
+               "share of generated texts m equal to the reference after normalisation (lower case, no "
+               "punctuation); _yesno / _open as for token_acc (first 256 rows)"),
+    MetricInfo(r"ssim_(?P<m>\w+)", True,
+               "structural similarity (scikit-image, <=1) of reconstructed image modality m to the original "
+               "(first 256 rows)"),
 )
+# Every "train/<name>" column is a term the method's `losses` returned, averaged over the epoch's batches.
+TRAIN_TERM = MetricInfo(r".+", False, "training loss term reported by the method (epoch mean)")
 
 
 def metric_info(column: str) -> MetricInfo | None:
     """The MetricInfo of a metric column such as 'val/fused_acc', 'final/test/map_image_to_audio'."""
-    name = column.rsplit("/", 1)[-1]
+    *scope, name = column.split("/")
+    if scope and scope[-1] == "train" and name:
+        return TRAIN_TERM
     return next((info for info in METRICS if re.fullmatch(info.pattern, name)), None)
 
 

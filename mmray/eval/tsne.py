@@ -1,0 +1,33 @@
+"""t-SNE maps of embedding spaces, as a table (scikit-learn): pictures stored as data, drawn by the report."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.manifold import TSNE
+
+from mmray.eval.probes import l2_normalize
+from mmray.results import schema
+
+TSNE_EXAMPLES = 500
+
+
+def tsne_table(embeddings: dict[str, np.ndarray], labels: np.ndarray, n: int = TSNE_EXAMPLES,
+               seed: int = 0) -> pd.DataFrame:
+    """2-D t-SNE of the same seeded subset of at most `n` rows in every space (key of `embeddings`), on
+    L2-normalised embeddings (cosine geometry, as the probes and retrieval see it). One row per (space, example):
+    schema.ARTIFACT_COLUMNS["tsne"]."""
+    labels = np.asarray(labels)
+    rows = np.arange(len(labels))
+    if len(rows) > n:
+        rows = np.sort(np.random.default_rng(seed).choice(len(rows), n, replace=False))
+    frames = []
+    for space, x in embeddings.items():
+        if len(x) != len(labels):
+            raise ValueError(f"{space}: {len(x)} embeddings but {len(labels)} labels")
+        points = l2_normalize(np.asarray(x, dtype=np.float64)[rows])
+        # perplexity must stay below the number of points; 30 is scikit-learn's default
+        coords = TSNE(perplexity=min(30.0, (len(rows) - 1) / 3), init="pca", random_state=seed).fit_transform(points)
+        frames.append(pd.DataFrame({schema.MODALITY: space, schema.EXAMPLE: rows, schema.LABEL: labels[rows],
+                                    schema.X: coords[:, 0], schema.Y: coords[:, 1]}))
+    return pd.concat(frames, ignore_index=True)
