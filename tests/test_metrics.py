@@ -16,8 +16,13 @@ from mmray.eval.retrieval import pair_retrieval_scores, retrieval_scores
 from mmray.eval.robustness import missing_curve
 from mmray.eval.tsne import tsne_table
 from mmray.results import schema
-from mmray.results.artifacts import (generation_table, load_artifacts, reconstruction_table, rotation_table,
-                                     write_artifacts)
+from mmray.results.artifacts import (
+    generation_table,
+    load_artifacts,
+    reconstruction_table,
+    rotation_table,
+    write_artifacts,
+)
 from mmray.training import build_method, embed_all, embed_missing
 
 # --- retrieval ----------------------------------------------------------------------------------------------

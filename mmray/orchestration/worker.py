@@ -21,8 +21,15 @@ from mmray.eval.tsne import tsne_table
 from mmray.methods.base import Batch, Method
 from mmray.results import schema
 from mmray.results.artifacts import generation_table, reconstruction_table, rotation_table, write_artifacts
-from mmray.training import (TrainParams, build_method, embed_all, embed_missing, seed_everything, to_batch,
-                            train_epoch)
+from mmray.training import (
+    TrainParams,
+    build_method,
+    embed_all,
+    embed_missing,
+    seed_everything,
+    to_batch,
+    train_epoch,
+)
 
 CHECKPOINT_FILE = "state.pt"
 # Test hook for fault tolerance: "EPOCH" makes a worker exit once when it starts that epoch (1-based).
