@@ -1,7 +1,8 @@
-"""cpc: its pure losses on hand-made inputs, the latent queue, the module on the sine benchmark, a real Ray sweep."""
+"""cpc: its pure losses on hand-made inputs, the latent queue, the module on sine tones, a real Ray sweep."""
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from pathlib import Path
 
@@ -31,7 +32,7 @@ def one_hot_groups(groups: int, rows: int) -> torch.Tensor:
     return torch.eye(rows).expand(groups, rows, rows).clone()
 
 
-# --- pure losses -------------------------------------------------------------------------------------------------
+# --- pure losses --------------------------------------------------------------------------------------------
 
 def test_info_nce_matches_its_closed_form_and_is_minimal_at_the_positives():
     positives = one_hot_groups(3, 4)
@@ -50,9 +51,11 @@ def test_info_nce_counts_shared_and_hard_negatives():
     shared = torch.zeros(5, 4)
     shared[:, 3] = 1.0  # orthogonal to every prediction: five more e^0 terms in each denominator
     padded = torch.cat([positives, torch.zeros(2, 3, 1)], dim=-1)
-    assert cpc_info_nce(padded, padded, shared, 1.0).item() == pytest.approx(math.log(math.e + 2 + 5) - 1, abs=1e-6)
+    expected = math.log(math.e + 2 + 5) - 1
+    assert cpc_info_nce(padded, padded, shared, 1.0).item() == pytest.approx(expected, abs=1e-6)
     per_group = shared.expand(2, 5, 4)
-    assert torch.allclose(cpc_info_nce(padded, padded, per_group, 1.0), cpc_info_nce(padded, padded, shared, 1.0))
+    assert torch.allclose(cpc_info_nce(padded, padded, per_group, 1.0),
+                          cpc_info_nce(padded, padded, shared, 1.0))
     hard = padded[:, :, None, :].clone()  # each row's hard negative equals its positive: one more e^1 term
     assert cpc_info_nce(padded, padded, None, 1.0, hard_negatives=hard).item() == pytest.approx(
         math.log(2 * math.e + 2) - 1, abs=1e-6)
@@ -81,7 +84,7 @@ def test_time_shifted_negatives_come_from_the_same_sequence_at_another_time():
         assert (shifted[..., 1] == torch.arange(rows)).all()  # always the target's own sequence
 
 
-# --- the latent queue --------------------------------------------------------------------------------------------
+# --- the latent queue ---------------------------------------------------------------------------------------
 
 def test_queue_is_fifo_bounded_and_detached():
     queue = LatentQueue(size=4, dim=2)
@@ -113,7 +116,7 @@ def test_module_queue_fills_in_training_only_and_gradients_survive_the_push():
     assert torch.equal(model.queues["audio"].contents(), before)
 
 
-# --- the module ---------------------------------------------------------------------------------------------------
+# --- the module ---------------------------------------------------------------------------------------------
 
 def test_crossmodal_negatives_come_from_the_other_modality():
     batch = {"image": torch.rand(8, *IMAGE.shape), "audio": torch.randn(8, *AUDIO.shape)}
@@ -136,7 +139,8 @@ def test_crossmodal_negatives_come_from_the_other_modality():
 
 
 def test_image_sequence_is_one_latent_per_patch_and_embeddings_survive_a_missing_modality():
-    model = build_method("cpc", (IMAGE, AUDIO), 2, {"z_dim": 4, "c_dim": 8, "encoder_width": 4, "patch_size": 2})
+    params = {"z_dim": 4, "c_dim": 8, "encoder_width": 4, "patch_size": 2}
+    model = build_method("cpc", (IMAGE, AUDIO), 2, params)
     z, c = model.sequences("image", torch.rand(3, *IMAGE.shape))
     assert z.shape == (3, 16, 4) and c.shape == (3, 16, 8)  # 8x8 in 2x2 patches
     audio_only = model.embed({"audio": torch.randn(3, *AUDIO.shape)})
@@ -153,27 +157,34 @@ def tiny_sine(tmp_path_factory):
     return prepare("sine", TINY_SINE, cache_dir=tmp_path_factory.mktemp("cache"), log=lambda *_: None)
 
 
-def _batches(split, size, rng=None):
-    order = rng.permutation(len(split)) if rng is not None else np.arange(len(split))
-    for start in range(0, len(order) - (len(order) % size if rng is not None else 0), size):
-        rows = order[start:start + size]
-        yield {"audio": torch.from_numpy(split.modalities["audio"][rows]), "label": torch.from_numpy(split.labels[rows])}
+def figures_script():
+    """benchmarks/cpc_figures.py as a module: these tests feed the model through its in-memory batching."""
+    spec = importlib.util.spec_from_file_location("cpc_figures", REPO_ROOT / "benchmarks" / "cpc_figures.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_cpc_learns_sine_tones_and_its_contexts_separate_the_classes(tiny_sine):
     torch.set_num_threads(1)
     seed_everything(0)
     train, test = read_split(tiny_sine, "train"), read_split(tiny_sine, "test")
+    batches = figures_script().batches
     model = build_method("cpc", tiny_sine.modalities, tiny_sine.num_classes,
                          {"z_dim": 16, "c_dim": 32, "encoder_width": 16, "prediction_steps": 2})
+
+    def probe() -> float:
+        train_emb, train_labels = embed_all(model, batches(train, 200))
+        test_emb, test_labels = embed_all(model, batches(test, 200))
+        return probe_accuracy(fit_probe(train_emb["audio"], train_labels), test_emb["audio"], test_labels)
+
+    untrained = probe()  # random conv + GRU features of a pure tone already separate its band fairly well
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     rng = np.random.default_rng(0)
-    losses = [train_epoch(model, _batches(train, 64, rng), optimizer, grad_clip=5.0)["cpc"] for _ in range(4)]
+    losses = [train_epoch(model, batches(train, 64, rng), optimizer, grad_clip=5.0)["cpc"] for _ in range(4)]
     assert losses[-1] < 0.8 * losses[0], losses
-    train_emb, train_labels = embed_all(model, _batches(train, 200))
-    test_emb, test_labels = embed_all(model, _batches(test, 200))
-    accuracy = probe_accuracy(fit_probe(train_emb["audio"], train_labels), test_emb["audio"], test_labels)
-    assert accuracy > 0.8  # four classes: chance is 0.25
+    trained = probe()
+    assert trained > 0.9 and trained > untrained, (untrained, trained)  # four classes: chance is 0.25
 
 
 def test_cpc_sweep_file_is_valid():
@@ -199,17 +210,17 @@ train: {{epochs: 2, batch_size: 64, probe_examples: 200}}
 method_params: {{cpc: {{z_dim: 16, c_dim: 32, encoder_width: 16, prediction_steps: 2, queue_size: 128}}}}
 search_space:
   method.negatives: {{choice: [queue, queue+synthetic]}}
-search: {{num_samples: 2, metric: val/audio_acc, mode: max}}
+search: {{num_samples: 1, metric: val/audio_acc, mode: max}}
 scheduler: {{type: none}}
 """)
     ensure_ray()
     try:
-        out = api.run_sweep(api.load_spec(path), cache_dir=tmp_path / "cache", results_dir=tmp_path / "results",
-                            report=False, log=lambda *_: None)
+        out = api.run_sweep(api.load_spec(path), cache_dir=tmp_path / "cache",
+                            results_dir=tmp_path / "results", report=False, log=lambda *_: None)
     finally:
         ray.shutdown()
     trials = pd.read_parquet(out / schema.TRIALS_FILE)
-    assert len(trials) == 2 and (trials[schema.STATUS] == schema.STATUS_COMPLETED).all()
+    assert len(trials) == 1 and (trials[schema.STATUS] == schema.STATUS_COMPLETED).all()
     assert set(trials["config/method/negatives"]) <= {"queue", "queue+synthetic"}
     assert (trials[schema.EPOCHS_RUN] == 2).all()
     assert trials["final/test/audio_acc"].min() > 0.5  # four classes: chance is 0.25

@@ -1,10 +1,10 @@
 """cpc: contrastive predictive coding (van den Oord, Li & Vinyals 2018) on every modality of a benchmark.
 
-Each modality becomes a sequence of latents z_1..z_T: a log-mel (1, mels, frames) through 1-D convolutions over
-its frames (mels are the channels; one latent per two frames), an image (C, H, W) through one small conv net per
-non-overlapping `patch_size` patch, the patches in raster order. One GRU, shared by all modalities (told which
-one by a learned embedding added to its input), summarises the past: c_t = GRU(z_1..z_t). For k = 1..K a linear
-map W_k predicts z_{t+k} from c_t, scored by cosine / temperature against
+Each modality becomes a sequence of latents z_1..z_T: a log-mel (1, mels, frames) through 1-D convolutions
+over its frames (mels are the channels; one latent per two frames), an image (C, H, W) through one small conv
+net per non-overlapping `patch_size` patch, the patches in raster order. One GRU, shared by all modalities
+(told which one by a learned embedding added to its input), summarises the past: c_t = GRU(z_1..z_t). For
+k = 1..K a linear map W_k predicts z_{t+k} from c_t, scored by cosine / temperature against
     inbatch          the latents at t+k of the other sequences in the batch,
     queue            those plus a FIFO queue of past latents of the same modality (detached, `queue_size`),
     queue+synthetic  those plus two hard negatives per prediction: the positive with Gaussian noise
@@ -114,11 +114,12 @@ def build_sequence_encoder(spec: ModalitySpec, p: CPCParams) -> nn.Module:
         return AudioSequenceEncoder(spec.shape, p.z_dim, p.encoder_width)
     if spec.kind == "image" and len(spec.shape) == 3:
         height, width = spec.shape[1:]
-        if height % p.patch_size or width % p.patch_size or (height // p.patch_size) * (width // p.patch_size) < 2:
-            raise ValueError(f"cpc: patch_size {p.patch_size} must divide image {spec.name!r} of {height}x{width} "
-                             "into at least 2 patches")
+        if height % p.patch_size or width % p.patch_size or height * width < 2 * p.patch_size ** 2:
+            raise ValueError(f"cpc: patch_size {p.patch_size} must divide image {spec.name!r} of "
+                             f"{height}x{width} into at least 2 patches")
         return PatchSequenceEncoder(spec.shape, p.z_dim, p.encoder_width, p.patch_size)
-    raise ValueError(f"cpc: no sequence encoder for modality {spec.name!r} of kind {spec.kind} and shape {spec.shape}")
+    raise ValueError(f"cpc: no sequence encoder for modality {spec.name!r} of kind {spec.kind} "
+                     f"and shape {spec.shape}")
 
 
 class CPC(Method):
@@ -130,9 +131,11 @@ class CPC(Method):
         super().__init__(modalities, num_classes, params)
         p = params
         self.encoders = nn.ModuleDict({m.name: build_sequence_encoder(m, p) for m in modalities})
-        self.modality_embedding = nn.ParameterDict({m.name: nn.Parameter(torch.zeros(p.z_dim)) for m in modalities})
+        self.modality_embedding = nn.ParameterDict(
+            {m.name: nn.Parameter(torch.zeros(p.z_dim)) for m in modalities})
         self.context = nn.GRU(p.z_dim, p.c_dim, batch_first=True)
-        self.predictors = nn.ModuleList(nn.Linear(p.c_dim, p.z_dim, bias=False) for _ in range(p.prediction_steps))
+        self.predictors = nn.ModuleList(
+            nn.Linear(p.c_dim, p.z_dim, bias=False) for _ in range(p.prediction_steps))
         self.queues = nn.ModuleDict({m.name: LatentQueue(p.queue_size, p.z_dim) for m in modalities}
                                     if p.negatives.startswith("queue") else {})
 
@@ -144,7 +147,7 @@ class CPC(Method):
 
     def cpc_loss(self, modality: str, z: torch.Tensor, c: torch.Tensor,
                  other: torch.Tensor | None) -> torch.Tensor:
-        """Mean InfoNCE over the prediction steps that fit in the sequence; `other`: the other modality's z."""
+        """Mean InfoNCE over the prediction steps that fit in the sequence; `other`: another modality's z."""
         p = self.params
         steps = min(p.prediction_steps, z.shape[1] - 1)
         extra = self.queues[modality].contents() if modality in self.queues else None
@@ -188,7 +191,8 @@ class CPC(Method):
         return out
 
     def embed(self, batch: Batch) -> dict[str, torch.Tensor]:
-        out = {m.name: self.sequences(m.name, batch[m.name])[1].mean(1) for m in self.modalities if m.name in batch}
+        out = {m.name: self.sequences(m.name, batch[m.name])[1].mean(1)
+               for m in self.modalities if m.name in batch}
         out["fused"] = torch.stack([F.normalize(v, dim=-1) for v in out.values()]).mean(0)
         return out
 
