@@ -11,6 +11,7 @@ from mmray.data.spec import ModalitySpec
 from mmray.methods.jepa import Jepa, JepaParams, masked_mean, target_mask
 from mmray.methods.losses import cosine_alignment, token_cross_entropy
 from mmray.training import build_method, train_epoch
+from test_sweep_ray import ray_session  # noqa: F401 - the module-scoped local Ray fixture
 
 PAD, VOCAB = 0, 40
 WORDS = ["<pad>", *(f"w{i}" for i in range(1, VOCAB))]  # the fixture's tokenizer: id -> word
@@ -211,6 +212,11 @@ def test_generation_runs_end_to_end_and_learns_the_answers(trained):
     assert (ended.long().cummax(1).values.bool() == ended).all()  # nothing but pad after a row's end
     assert sum(g == t for g, t in zip(decode(ids), decode(data["answer"]))) >= 48  # of 64
     assert model.generate({"image": data["image"][:4]}, max_new_tokens=3).shape == (4, 3)  # no question
+    # the evaluation hook: the answer, at the answer's length, never read from the batch's own answer
+    hook = model.generate_text(data)
+    assert set(hook) == {"answer"} and torch.equal(hook["answer"], ids[:, :4]) and hook["answer"].shape == (64, 4)
+    assert torch.equal(model.generate_text(data | {"answer": torch.zeros_like(data["answer"])})["answer"],
+                       hook["answer"])
     with pytest.raises(ValueError, match="max_new_tokens"):
         model.generate(data, max_new_tokens=1000)
 
@@ -223,3 +229,77 @@ def test_a_single_caption_is_both_the_alignment_target_and_the_generated_text():
     memory, _ = model.memory(model.image_embedding(batch["image"]), batch)
     assert memory.shape[1] == model.params.prefix_tokens  # the decoder cannot read the caption it must write
     assert set(model.losses(batch)) == {"loss", "align", "ce", "ce_weight"}
+
+
+# --- the real pathvqa benchmark, built from a PathVQA-schema fixture ----------------------------------------
+
+FIXTURE_WORDS = ("is there train validation test tissue number what does the slide show ? yes no finding".split()
+                 + [str(i) for i in range(60)])
+PATHVQA_TINY = {"image_size": 16, "max_length": 12, "answer_max_length": 6, "vocab_size": 64}
+
+
+@pytest.fixture(scope="module")
+def pathvqa_folder(tmp_path_factory):
+    from hf_fixtures import pathvqa
+
+    return pathvqa(tmp_path_factory.mktemp("pathvqa") / "data", rows={"train": 48, "validation": 12, "test": 12})
+
+
+@pytest.mark.parametrize("tokenizer", ["vocab", "bart-layout"])
+def test_trains_on_pathvqa_and_generates_answers_its_tokenizer_decodes(pathvqa_folder, tmp_path, tokenizer):
+    from hf_fixtures import word_tokenizer
+
+    from mmray.data import prepare
+    from mmray.data.shards import read_split
+    from mmray.data.text import load_tokenizer
+
+    if tokenizer != "vocab":  # a Hugging Face tokenizer that pads with 1, as BART's does
+        tokenizer = str(word_tokenizer(tmp_path / "tokenizer", FIXTURE_WORDS))
+    prepared = prepare("pathvqa", {**PATHVQA_TINY, "data_dir": str(pathvqa_folder), "tokenizer": tokenizer},
+                       cache_dir=tmp_path / "cache", log=lambda *_: None)
+    train = read_split(prepared, "train")
+    data = {k: torch.tensor(v) for k, v in train.modalities.items()} | {"label": torch.tensor(train.labels)}
+    model = tiny_jepa(prepared.modalities, warmup_epochs=1)
+    assert model.pad_id == (0 if tokenizer == "vocab" else 1)
+    optimizer = torch.optim.AdamW(model.param_groups(1e-2))
+    history = []
+    for epoch in range(1, 11):
+        model.set_epoch(epoch)
+        history.append(train_epoch(model, batches(data, 16), optimizer, grad_clip=5.0))
+    assert history[-1]["align"] < 0.5 * history[0]["align"] and history[-1]["ce"] < 0.25 * history[1]["ce"]
+
+    answers = load_tokenizer(prepared, "answer")
+    generated = answers.decode(model.eval().generate(data, max_new_tokens=6).numpy())
+    assert len(generated) == 48 and all(isinstance(text, str) for text in generated)
+    # well-formed answers: most are answers of the training set, word for word
+    assert sum(text in set(answers.decode(train.modalities["answer"])) for text in generated) >= 36, generated
+
+
+@pytest.mark.ray
+def test_one_real_ray_trial_on_pathvqa_records_both_losses_and_the_warmup(pathvqa_folder, tmp_path, ray_session):
+    from mmray import api
+    from mmray.results import schema
+
+    spec_file = tmp_path / "spec.yaml"
+    spec_file.write_text(f"""
+name: jepa-tiny
+benchmarks:
+  - name: pathvqa
+    params: {{{", ".join(f"{k}: {v}" for k, v in PATHVQA_TINY.items())}, data_dir: {pathvqa_folder}}}
+methods: [jepa]
+train: {{epochs: 2, batch_size: 8, probe_examples: 100, lr: 0.01}}
+method_params: {{jepa: {TINY | {"warmup_epochs": 1}}}}
+search: {{num_samples: 1}}
+scheduler: {{type: none}}
+""".replace("None", "null"))
+    out = api.run_sweep(api.load_spec(spec_file), cache_dir=tmp_path / "cache", results_dir=tmp_path / "results",
+                        report=False, log=lambda *_: None)
+    results = api.load_results(out)
+    trial, epochs = results.trials.iloc[0], results.epochs.sort_values(schema.EPOCH)
+    assert trial[schema.STATUS] == schema.STATUS_COMPLETED and trial[schema.EPOCHS_RUN] == 2, trial[schema.ERROR]
+    # the worker told the method its epoch: alignment only in epoch 1, both losses in epoch 2
+    assert epochs["train/ce_weight"].tolist() == [0.0, 1.0]
+    assert (epochs["train/align"] > 0).all() and (epochs["train/ce"] > 0).all()
+    assert trial["final/test/image_acc"] >= 0 and trial["final/test/fused_acc"] >= 0
+    # generated answers were decoded and scored through the method's generate_text hook
+    assert 0 <= trial["final/val/exact_match_answer"] <= 1 and 0 <= trial["final/test/bleu_answer"] <= 100

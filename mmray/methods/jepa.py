@@ -49,7 +49,7 @@ class JepaParams(MethodParams):
     image_dim: int = Field(128, ge=8)
     image_layers: int = Field(4, ge=1)
     image_heads: int = Field(4, ge=1)
-    patch_size: int = Field(8, ge=1)
+    patch_size: int = Field(14, ge=1, description="DINOv2's 14 pixels")
     text_dim: int = Field(128, ge=8)
     text_layers: int = Field(2, ge=1)
     decoder_layers: int = Field(2, ge=1)
@@ -240,6 +240,11 @@ class Jepa(Method):
                 out[m.name] = self.text_embedding(batch[m.name])
         out["fused"] = torch.stack(list(out.values())).mean(0)
         return out
+
+    def generate_text(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """The evaluation hook: the target text (PathVQA: the answer), generated from the image and the prompt."""
+        without_target = {k: v for k, v in batch.items() if k != self.target.name}
+        return {self.target.name: self.generate(without_target, self.target.shape[0])}
 
     @torch.no_grad()
     def generate(self, batch: Batch, max_new_tokens: int) -> torch.Tensor:
