@@ -6,6 +6,7 @@ METHODS = Registry(
     "method",
     {
         "pavlov": "mmray.methods.pavlov:Pavlov",
+        "aecluster": "mmray.methods.aecluster:AECluster",
         "cpc": "mmray.methods.cpc:CPC",
         "jepa": "mmray.methods.jepa:Jepa",
     },

@@ -125,6 +125,22 @@ class LSTMEncoder(TokenEncoder):
         return self.project(states), valid
 
 
+class MLPEncoder(TokenEncoder):
+    """Flattened array -> two ReLU layers -> vector; one token. Unlike the pooled CNN it keeps where things
+    are in the array, which an autoencoder's latent needs to reconstruct it (MLPDecoder is its mirror)."""
+
+    def __init__(self, shape: tuple[int, ...], out_dim: int, hidden: int = 256):
+        super().__init__()
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(math.prod(shape), 2 * hidden), nn.ReLU(),
+                                 nn.Linear(2 * hidden, hidden), nn.ReLU(), nn.Linear(hidden, out_dim))
+
+    def tokens(self, x):
+        return self.net(x).unsqueeze(1), None
+
+    def forward(self, x):
+        return self.net(x)
+
+
 class MLPDecoder(nn.Module):
     """Vector -> flattened array of `shape`, for reconstruction losses."""
 

@@ -1,0 +1,109 @@
+"""aecluster: one autoencoder per modality; clusters of each modality's latents, and how they relate, are read
+off afterwards by k-means (`mmray.eval.clustering.cluster_analysis`), not trained for.
+
+For modality m with encoder f_m and decoder g_m:  z_m = f_m(x_m),  x̂_m = g_m(z_m).
+f_m is an MLP over the flattened array by default ("mlp"): it keeps the layout that reconstruction needs and
+its latents cluster by digit on AV-MNIST; "conv" takes the shared pooled CNN/ResNet (`build_encoder`).
+Loss: sum over modalities of w_recon_<kind> * MSE(x̂_m, x_m), plus w_align * InfoNCE between paired z's.
+As in the seed system the autoencoders stay separate (w_align = 0): the modalities' latent spaces are only
+compared through their clusters. A small w_align pulls the paired latents together, for comparison.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torch import nn
+
+from mmray.eval.clustering import ClusterAnalysis, cluster_analysis
+from mmray.methods.base import Batch, Method, MethodParams
+from mmray.methods.encoders import MLPDecoder, MLPEncoder, build_encoder
+from mmray.methods.losses import info_nce, reconstruction
+
+RECONSTRUCTED_KINDS = ("image", "audio")
+
+
+class AEClusterParams(MethodParams):
+    latent_dim: int = Field(32, ge=2)
+    encoder: Literal["mlp", "conv"] = "mlp"
+    encoder_width: int = Field(256, ge=1)  # mlp: hidden width (layers 2w, w); conv: the CNN's channel width
+    decoder_hidden: int = Field(256, ge=1)
+    w_recon_image: float = Field(1.0, ge=0)  # weight of the reconstruction loss of each image modality
+    w_recon_audio: float = Field(1.0, ge=0)  # ... and of each audio modality
+    w_align: float = Field(0.0, ge=0)  # 0 keeps the autoencoders separate (the seed system)
+    align_temperature: float = Field(0.5, gt=0)
+    n_clusters: int | None = Field(None, ge=2, description="k-means k; None = the class count")
+
+
+class AECluster(Method):
+    name = "aecluster"
+    Params = AEClusterParams
+
+    @classmethod
+    def incompatibility(cls, modalities) -> str | None:
+        for m in modalities:
+            if m.kind not in RECONSTRUCTED_KINDS:
+                kinds = " and ".join(RECONSTRUCTED_KINDS)
+                return f"reconstructs {kinds} modalities only; {m.name!r} is {m.kind}"
+        return super().incompatibility(modalities)
+
+    def __init__(self, modalities, num_classes: int, params: AEClusterParams):
+        super().__init__(modalities, num_classes, params)
+        p = params
+        self.encoders = nn.ModuleDict({m.name: self._encoder(m) for m in modalities})
+        self.decoders = nn.ModuleDict({m.name: MLPDecoder(p.latent_dim, m.shape, p.decoder_hidden)
+                                       for m in modalities})
+        self.recon_weights = {m.name: getattr(p, f"w_recon_{m.kind}") for m in modalities}
+
+    def _encoder(self, spec) -> nn.Module:
+        p = self.params
+        if p.encoder == "mlp":
+            return MLPEncoder(spec.shape, p.latent_dim, p.encoder_width)
+        return build_encoder(spec, p.latent_dim, p.encoder_width)
+
+    @property
+    def n_clusters(self) -> int:
+        return self.params.n_clusters or self.num_classes
+
+    def _present(self, batch: Batch) -> list[str]:
+        names = [m.name for m in self.modalities if m.name in batch]
+        if not names:
+            expected = [m.name for m in self.modalities]
+            raise ValueError(f"aecluster: the batch holds none of the modalities {expected}")
+        return names
+
+    def losses(self, batch: Batch) -> dict[str, torch.Tensor]:
+        p = self.params
+        names = self._present(batch)
+        z = {m: self.encoders[m](batch[m]) for m in names}
+        recon = {m: reconstruction(self.decoders[m](z[m]), batch[m]) for m in names}
+        total = sum(self.recon_weights[m] * recon[m] for m in names)
+        out = {f"recon_{m}": recon[m] for m in names}
+        if len(names) > 1:
+            # logged even at weight 0: how far apart the separate latent spaces are
+            out["align"] = torch.stack([
+                info_nce(z[a], z[b], p.align_temperature) for a, b in itertools.combinations(names, 2)
+            ]).mean()
+            total = total + p.w_align * out["align"]
+        return {"loss": total, **out}
+
+    def embed(self, batch: Batch) -> dict[str, torch.Tensor]:
+        z = {m: self.encoders[m](batch[m]) for m in self._present(batch)}
+        z["fused"] = torch.stack([F.normalize(v, dim=-1) for v in z.values()]).mean(0)
+        return z
+
+    def reconstruct_images(self, batch: Batch) -> dict[str, torch.Tensor]:
+        return {m.name: self.decoders[m.name](self.encoders[m.name](batch[m.name]))
+                for m in self.modalities if m.kind == "image" and m.name in batch}
+
+    def cluster_analysis(self, embeddings: dict[str, np.ndarray], labels: np.ndarray, seed: int = 0
+                         ) -> ClusterAnalysis:
+        """k-means of each modality's latents (and the joint one) with this method's k, relationship tables
+        and convergence/divergence zones; `embeddings` is what `embed` gave (its 'fused' key is left out)."""
+        per_modality = {m.name: embeddings[m.name] for m in self.modalities if m.name in embeddings}
+        return cluster_analysis(per_modality, labels, self.n_clusters, seed)
