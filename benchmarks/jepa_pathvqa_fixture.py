@@ -1,7 +1,7 @@
-"""Figure of the jepa method: on a PathVQA-shaped fixture (the hub schema of flaviagiammarino/path-vqa, written by
-tests/hf_fixtures.py, prepared by the real `pathvqa` benchmark), train jepa with a plain loop and print L_align
-and L_ce per epoch (both must fall; L_ce has weight 0 in the warm-up epochs) and a few generated answers,
-decoded by the benchmark's own tokenizer. Exit status 0 when both losses fell.
+"""Figure of the jepa method: on a PathVQA-shaped fixture (the hub schema of flaviagiammarino/path-vqa,
+written by tests/hf_fixtures.py, prepared by the real `pathvqa` benchmark), train jepa with a plain loop and
+print L_align and L_ce per epoch (both must fall; L_ce has weight 0 in the warm-up epochs) and a few generated
+answers, decoded by the benchmark's own tokenizer. Exit status 0 when both losses fell.
 
 The fixture's answers follow its questions ("Is there train tissue number 7?" -> yes for odd numbers; "What
 does the train slide 7 show?" -> "train finding 2"), and its images are noise shared by three questions, so
@@ -24,12 +24,12 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from hf_fixtures import pathvqa as write_pathvqa_fixture  # noqa: E402
+from hf_fixtures import pathvqa as write_pathvqa_fixture
 
-from mmray.data import prepare  # noqa: E402
-from mmray.data.shards import read_split  # noqa: E402
-from mmray.data.text import load_tokenizer  # noqa: E402
-from mmray.training import build_method, seed_everything, train_epoch  # noqa: E402
+from mmray.data import prepare
+from mmray.data.shards import read_split
+from mmray.data.text import load_tokenizer
+from mmray.training import build_method, seed_everything, train_epoch
 
 
 def tensors(prepared, split: str) -> dict[str, torch.Tensor]:
@@ -43,9 +43,10 @@ def batches(data: dict[str, torch.Tensor], size: int, generator: torch.Generator
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=12)
-    parser.add_argument("--rows", type=int, default=96, help="training pairs of the fixture (val/test: a quarter)")
+    parser.add_argument("--rows", type=int, default=96, help="training pairs (val and test: a quarter)")
     parser.add_argument("--tokenizer", default="vocab", help="vocab, or a Hugging Face tokenizer name/folder")
     parser.add_argument("--image-size", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=16)
@@ -74,8 +75,8 @@ def main() -> int:
     optimizer = torch.optim.AdamW(model.param_groups(args.lr))
     generator = torch.Generator().manual_seed(0)
 
-    print(f"\njepa on a PathVQA-shaped fixture: {len(train['label'])} training pairs, batch {args.batch_size}, "
-          f"lr {args.lr}, {args.warmup_epochs} warm-up epoch(s)")
+    print(f"\njepa on a PathVQA-shaped fixture: {len(train['label'])} training pairs, "
+          f"batch {args.batch_size}, lr {args.lr}, {args.warmup_epochs} warm-up epoch(s)")
     print(f"{'epoch':>5} {'ce weight':>9} {'L_align':>8} {'L_ce':>7} {'seconds':>7}")
     history = []
     for epoch in range(1, args.epochs + 1):
@@ -99,8 +100,9 @@ def main() -> int:
     trained = [h for h in history if h["ce_weight"] > 0]
     align_fell = history[-1]["align"] < history[0]["align"]
     ce_fell = len(trained) > 1 and trained[-1]["ce"] < trained[0]["ce"]
-    print(f"\nL_align {history[0]['align']:.4f} -> {history[-1]['align']:.4f} ({'fell' if align_fell else 'DID NOT FALL'})"
-          f"; L_ce {history[0]['ce']:.4f} -> {history[-1]['ce']:.4f} ({'fell' if ce_fell else 'DID NOT FALL'})")
+    verdict = {True: "fell", False: "DID NOT FALL"}
+    print(f"\nL_align {history[0]['align']:.4f} -> {history[-1]['align']:.4f} ({verdict[align_fell]}); "
+          f"L_ce {history[0]['ce']:.4f} -> {history[-1]['ce']:.4f} ({verdict[ce_fell]})")
     return 0 if align_fell and ce_fell else 1
 
 

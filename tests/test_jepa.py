@@ -3,25 +3,30 @@
 from __future__ import annotations
 
 import logging
+import math
 
 import pytest
 import torch
+from test_sweep_ray import ray_session  # noqa: F401 - the module-scoped local Ray fixture
 
 from mmray.data.spec import ModalitySpec
 from mmray.methods.jepa import Jepa, JepaParams, masked_mean, target_mask
 from mmray.methods.losses import cosine_alignment, token_cross_entropy
 from mmray.training import build_method, train_epoch
-from test_sweep_ray import ray_session  # noqa: F401 - the module-scoped local Ray fixture
 
 PAD, VOCAB = 0, 40
 WORDS = ["<pad>", *(f"w{i}" for i in range(1, VOCAB))]  # the fixture's tokenizer: id -> word
 TINY = {"image_weights": None, "text_weights": None, "image_dim": 32, "image_layers": 1, "image_heads": 2,
         "patch_size": 4, "text_dim": 32, "text_layers": 1, "decoder_layers": 1, "text_heads": 2}
+# the words of tests/hf_fixtures.pathvqa, for a word-level Hugging Face tokenizer laid out like BART's
+FIXTURE_WORDS = ["is", "there", "train", "validation", "test", "tissue", "number", "what", "does", "the",
+                 "slide", "show", "?", "yes", "no", "finding", *(str(i) for i in range(60))]
+PATHVQA_TINY = {"image_size": 16, "max_length": 12, "answer_max_length": 6, "vocab_size": 64}
 
 
 def pathvqa_like(n: int, classes: int = 4, seed: int = 0) -> tuple[tuple[ModalitySpec, ...], dict]:
-    """Tiny PathVQA-shaped pairs: a 16x16 image whose colour pattern shows its class, a 10-token question whose
-    first words name what is asked about that class, a 1-3 token answer that the class decides."""
+    """Tiny PathVQA-shaped pairs: a 16x16 image whose colours show its class, a 10-token question whose first
+    words name what is asked about that class, a 1-3 token answer that the class decides."""
     g = torch.Generator().manual_seed(seed)
     labels = torch.randint(0, classes, (n,), generator=g)
     palette = torch.rand(classes, 3, 1, 1, generator=g)
@@ -84,7 +89,7 @@ def test_token_cross_entropy_ignores_unmasked_positions_and_is_log_v_for_uniform
     targets = torch.tensor([[3, 4, 0, 0]])
     mask = targets != 0
     uniform = torch.zeros(1, 4, 7)
-    assert token_cross_entropy(uniform, targets, mask).item() == pytest.approx(torch.log(torch.tensor(7.0)).item())
+    assert token_cross_entropy(uniform, targets, mask).item() == pytest.approx(math.log(7))
     noisy = uniform.clone()
     noisy[0, 2:] = torch.randn(2, 7) * 10  # only padding positions change
     assert token_cross_entropy(noisy, targets, mask).item() == pytest.approx(
@@ -95,7 +100,8 @@ def test_token_cross_entropy_ignores_unmasked_positions_and_is_log_v_for_uniform
 
 def test_target_mask_keeps_tokens_and_only_the_first_pad_as_the_end():
     ids = torch.tensor([[5, 6, 0, 0], [5, 6, 7, 8], [0, 0, 0, 0]])
-    assert target_mask(ids, 0).tolist() == [[True, True, True, False], [True] * 4, [True, False, False, False]]
+    assert target_mask(ids, 0).tolist() == [[True, True, True, False], [True] * 4,
+                                            [True, False, False, False]]
 
 
 def test_masked_mean_averages_only_kept_positions():
@@ -109,10 +115,16 @@ def test_masked_mean_averages_only_kept_positions():
 def test_incompatibility_names_what_is_missing():
     modalities, _ = pathvqa_like(4)
     assert Jepa.incompatibility(modalities) is None
-    assert "a text modality" in Jepa.incompatibility(modalities[:1] + (ModalitySpec("audio", "audio", (1, 8, 8)),))
+    audio = ModalitySpec("audio", "audio", (1, 8, 8))
+    assert "a text modality" in Jepa.incompatibility((modalities[0], audio))
     assert "an image modality" in Jepa.incompatibility(modalities[1:])
     other_pad = ModalitySpec("answer", "text", (4,), vocab_size=VOCAB, tokenizer="other", pad_id=1)
     assert "pad ids differ" in Jepa.incompatibility(modalities[:2] + (other_pad,))
+
+
+def test_params_refuse_a_width_that_the_heads_do_not_divide():
+    with pytest.raises(ValueError, match="text_dim 30 must be a multiple of text_heads 4"):
+        JepaParams(text_dim=30, text_heads=4)
 
 
 def test_random_init_fallback_is_logged_loudly_and_recorded(caplog):
@@ -120,7 +132,8 @@ def test_random_init_fallback_is_logged_loudly_and_recorded(caplog):
     with caplog.at_level(logging.WARNING, logger="mmray.methods.jepa"):
         model = tiny_jepa(modalities, image_weights="no-such-org/no-such-model")
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert any("image encoder: RANDOMLY INITIALISED" in w and "no-such-org/no-such-model" in w for w in warnings)
+    assert any("image encoder: RANDOMLY INITIALISED" in w and "no-such-org/no-such-model" in w
+               for w in warnings)
     assert any("text teacher and decoder: RANDOMLY INITIALISED" in w for w in warnings)
     assert model.provenance["image_encoder"].startswith("random-init Dinov2Config")
     assert "not in the local Hugging Face cache" in model.provenance["image_encoder"]
@@ -131,6 +144,40 @@ def test_pretrained_bart_is_refused_for_ids_of_another_tokenizer():
     modalities, _ = pathvqa_like(4)
     model = tiny_jepa(modalities, text_weights="facebook/bart-base")
     assert "tokenised by 'fixture', not by 'facebook/bart-base'" in model.provenance["text_teacher_decoder"]
+
+
+def test_pretrained_weights_in_a_local_folder_are_loaded_and_recorded(tmp_path, caplog):
+    """A folder holding a BART model and its tokenizer stands in for the cached facebook/bart-base (the hub
+    is out of reach here): the text is tokenised by that folder, so the teacher may read it."""
+    from hf_fixtures import word_tokenizer
+    from transformers import BartConfig, BartModel, Dinov2Config, Dinov2Model
+
+    bart_folder = word_tokenizer(tmp_path / "bart", FIXTURE_WORDS)
+    torch.manual_seed(1)
+    BartModel(BartConfig(vocab_size=len(FIXTURE_WORDS) + 4, d_model=16, encoder_layers=1, decoder_layers=1,
+                         encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=32,
+                         decoder_ffn_dim=32, max_position_embeddings=32)).save_pretrained(bart_folder)
+    Dinov2Model(Dinov2Config(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, image_size=16,
+                             patch_size=4)).save_pretrained(tmp_path / "dinov2")
+    saved = BartModel.from_pretrained(bart_folder).encoder.state_dict()
+    image = ModalitySpec("image", "image", (1, 16, 16))  # grey: repeated to the pretrained encoder's RGB
+    texts = tuple(ModalitySpec(name, "text", (length,), vocab_size=len(FIXTURE_WORDS) + 4,
+                               tokenizer=str(bart_folder), pad_id=1)
+                  for name, length in (("question", 8), ("answer", 4)))
+    with caplog.at_level(logging.WARNING, logger="mmray.methods.jepa"):
+        model = tiny_jepa((image, *texts), image_weights=str(tmp_path / "dinov2"),
+                          text_weights=str(bart_folder))
+    assert not [r for r in caplog.records if "RANDOMLY" in r.getMessage()]
+    assert model.provenance == {"image_encoder": str(tmp_path / "dinov2"),
+                                "text_teacher_decoder": str(bart_folder)}
+    assert model.pixel_mean is not None  # a pretrained DINOv2 sees ImageNet-standardised RGB
+    assert all(torch.equal(saved[k], v) for k, v in model.teacher.state_dict().items())
+    assert model.start_id == 2  # BART's decoder start token, not the pad
+    batch = {"image": torch.rand(4, 1, 16, 16), "question": torch.randint(4, 20, (4, 8)),
+             "answer": torch.tensor([[0, 5, 2, 1]] * 4), "label": torch.zeros(4, dtype=torch.long)}
+    model.set_epoch(2)
+    model.losses(batch)["loss"].backward()
+    assert model.generate_text(batch)["answer"].shape == (4, 4)
 
 
 def test_teacher_is_frozen_gets_no_gradient_and_is_unchanged_by_a_step():
@@ -166,7 +213,8 @@ def test_warmup_epochs_give_the_cross_entropy_zero_weight():
         model.zero_grad()
         losses = model.losses(data)
         assert losses["ce_weight"].item() == weight and losses["ce"].item() > 0
-        assert losses["loss"].item() == pytest.approx(0.5 * losses["align"].item() + weight * losses["ce"].item())
+        expected = 0.5 * losses["align"].item() + weight * losses["ce"].item()
+        assert losses["loss"].item() == pytest.approx(expected)
         losses["loss"].backward()
         decoder_grad = sum(p.grad.abs().sum().item() for p in model.decoder.layers.parameters())
         assert (decoder_grad > 0) == (weight > 0), epoch
@@ -178,7 +226,8 @@ def test_embed_works_with_a_modality_missing():
     full = model.embed(data)
     assert set(full) == {"image", "question", "answer", "fused"} and full["fused"].shape == (6, 32)
     image_only = model.embed({"image": data["image"]})
-    assert set(image_only) == {"image", "fused"} and torch.allclose(image_only["image"], full["image"], atol=1e-6)
+    assert set(image_only) == {"image", "fused"}
+    assert torch.allclose(image_only["image"], full["image"], atol=1e-6)
     assert set(model.embed({"question": data["question"]})) == {"question", "fused"}
 
 
@@ -214,7 +263,8 @@ def test_generation_runs_end_to_end_and_learns_the_answers(trained):
     assert model.generate({"image": data["image"][:4]}, max_new_tokens=3).shape == (4, 3)  # no question
     # the evaluation hook: the answer, at the answer's length, never read from the batch's own answer
     hook = model.generate_text(data)
-    assert set(hook) == {"answer"} and torch.equal(hook["answer"], ids[:, :4]) and hook["answer"].shape == (64, 4)
+    assert set(hook) == {"answer"} and hook["answer"].shape == (64, 4)
+    assert torch.equal(hook["answer"], ids[:, :4])
     assert torch.equal(model.generate_text(data | {"answer": torch.zeros_like(data["answer"])})["answer"],
                        hook["answer"])
     with pytest.raises(ValueError, match="max_new_tokens"):
@@ -223,7 +273,8 @@ def test_generation_runs_end_to_end_and_learns_the_answers(trained):
 
 def test_a_single_caption_is_both_the_alignment_target_and_the_generated_text():
     modalities, data = pathvqa_like(8)
-    captioned = (modalities[0], ModalitySpec("caption", "text", (4,), vocab_size=VOCAB, tokenizer="f", pad_id=PAD))
+    caption = ModalitySpec("caption", "text", (4,), vocab_size=VOCAB, tokenizer="fixture", pad_id=PAD)
+    captioned = (modalities[0], caption)
     model = tiny_jepa(captioned, warmup_epochs=0)
     batch = {"image": data["image"], "caption": data["answer"], "label": data["label"]}
     memory, _ = model.memory(model.image_embedding(batch["image"]), batch)
@@ -233,16 +284,13 @@ def test_a_single_caption_is_both_the_alignment_target_and_the_generated_text():
 
 # --- the real pathvqa benchmark, built from a PathVQA-schema fixture ----------------------------------------
 
-FIXTURE_WORDS = ("is there train validation test tissue number what does the slide show ? yes no finding".split()
-                 + [str(i) for i in range(60)])
-PATHVQA_TINY = {"image_size": 16, "max_length": 12, "answer_max_length": 6, "vocab_size": 64}
-
 
 @pytest.fixture(scope="module")
 def pathvqa_folder(tmp_path_factory):
     from hf_fixtures import pathvqa
 
-    return pathvqa(tmp_path_factory.mktemp("pathvqa") / "data", rows={"train": 48, "validation": 12, "test": 12})
+    rows = {"train": 48, "validation": 12, "test": 12}
+    return pathvqa(tmp_path_factory.mktemp("pathvqa") / "data", rows=rows)
 
 
 @pytest.mark.parametrize("tokenizer", ["vocab", "bart-layout"])
@@ -276,7 +324,8 @@ def test_trains_on_pathvqa_and_generates_answers_its_tokenizer_decodes(pathvqa_f
 
 
 @pytest.mark.ray
-def test_one_real_ray_trial_on_pathvqa_records_both_losses_and_the_warmup(pathvqa_folder, tmp_path, ray_session):
+@pytest.mark.usefixtures("ray_session")
+def test_one_real_ray_trial_on_pathvqa_records_both_losses_and_the_warmup(pathvqa_folder, tmp_path):
     from mmray import api
     from mmray.results import schema
 
@@ -292,11 +341,12 @@ method_params: {{jepa: {TINY | {"warmup_epochs": 1}}}}
 search: {{num_samples: 1}}
 scheduler: {{type: none}}
 """.replace("None", "null"))
-    out = api.run_sweep(api.load_spec(spec_file), cache_dir=tmp_path / "cache", results_dir=tmp_path / "results",
-                        report=False, log=lambda *_: None)
+    out = api.run_sweep(api.load_spec(spec_file), cache_dir=tmp_path / "cache",
+                        results_dir=tmp_path / "results", report=False, log=lambda *_: None)
     results = api.load_results(out)
     trial, epochs = results.trials.iloc[0], results.epochs.sort_values(schema.EPOCH)
-    assert trial[schema.STATUS] == schema.STATUS_COMPLETED and trial[schema.EPOCHS_RUN] == 2, trial[schema.ERROR]
+    assert trial[schema.STATUS] == schema.STATUS_COMPLETED, trial[schema.ERROR]
+    assert trial[schema.EPOCHS_RUN] == 2
     # the worker told the method its epoch: alignment only in epoch 1, both losses in epoch 2
     assert epochs["train/ce_weight"].tolist() == [0.0, 1.0]
     assert (epochs["train/align"] > 0).all() and (epochs["train/ce"] > 0).all()

@@ -38,6 +38,7 @@ class Method(nn.Module):
         self.modalities = modalities
         self.num_classes = num_classes
         self.params = params
+        self.provenance: dict[str, str] = {}  # pretrained parts: where their weights came from
 
     def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
         # Training calls the module itself so that DistributedDataParallel's hooks see the pass.
@@ -57,8 +58,6 @@ class Method(nn.Module):
         raise NotImplementedError
 
     # Optional hooks; the defaults suit a method without a schedule or pretrained parts.
-    provenance: dict[str, str] = {}  # where each part's weights came from (e.g. a hub name or "random-init")
-
     def set_epoch(self, epoch: int) -> None:
         """Called with the 1-based epoch before each training epoch (warm-up schedules); default: nothing."""
 

@@ -7,14 +7,18 @@ the same classes, said in a warning and recorded in `provenance`):
     decoder        the decoder of that BartModel with its own token embedding and output head, trained
 Alignment: the target t is the teacher's masked mean of the prompt tokens' states, L2-normalised, and
     L_align = 1 - cos(A v, t), with A a linear adapter to the teacher's width.
-Generation: an MLP maps v to M visual prefix tokens, put BEFORE the teacher's states of the prompt; the decoder
-    cross-attends to [prefix; prompt states] and predicts the target tokens with teacher forcing:
+Generation: an MLP maps v to M visual prefix tokens, put BEFORE the teacher's states of the prompt; the
+    decoder cross-attends to [prefix; prompt states] and predicts the target tokens with teacher forcing:
     L_ce = token cross-entropy over the target's tokens and its end (the first pad), ignoring the other pads.
 Total: λ_align L_align + λ_ce L_ce, with λ_ce = 0 in the first `warmup_epochs` epochs (alignment only).
 
 Text modalities: the first is the prompt (PathVQA: the question), the last the target (the answer). A single
-text modality (a caption) is both the alignment target and the generated text; the decoder then reads only the
-visual prefix, since with the caption's own states in its memory it could copy it instead of describing the image.
+text modality (a caption) is both the alignment target and the generated text; the decoder then reads only
+the visual prefix, since with the caption's own states in its memory it could copy instead of describing.
+With one vocabulary per text modality (the `vocab` tokenizer) the decoder's own embeddings and head learn the
+target's words; the frozen teacher reads every text modality with its one table, a fixed arbitrary code.
+Images are expected in [0, 1] (the image+text benchmarks divide pixels by 255); a pretrained DINOv2 gets
+them standardised with the ImageNet statistics it was trained with.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import logging
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field
+from pydantic import Field, model_validator
 from torch import nn
 from transformers import BartConfig, BartModel, Dinov2Config, Dinov2Model
 
@@ -33,15 +37,16 @@ from mmray.methods.base import Batch, Method, MethodParams
 from mmray.methods.losses import cosine_alignment, token_cross_entropy
 
 log = logging.getLogger(__name__)
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # DINOv2's image preprocessing
 
 
 class JepaParams(MethodParams):
     lambda_align: float = Field(1.0, ge=0)
     lambda_ce: float = Field(1.0, ge=0)
     warmup_epochs: int = Field(1, ge=0, description="first epochs trained on the alignment loss alone")
-    prefix_tokens: int = Field(4, ge=1, description="M visual prefix tokens the decoder reads before the prompt")
-    lr_image: float | None = Field(None, gt=0, description="learning rate of image encoder + adapter; None: train.lr")
-    lr_decoder: float | None = Field(None, gt=0, description="learning rate of decoder + prefix MLP; None: train.lr")
+    prefix_tokens: int = Field(4, ge=1, description="M visual prefix tokens, read before the prompt")
+    lr_image: float | None = Field(None, gt=0, description="image encoder + adapter; None: train.lr")
+    lr_decoder: float | None = Field(None, gt=0, description="decoder + prefix MLP; None: train.lr")
     adapter: bool = Field(True, description="linear adapter from the image embedding to the teacher's width")
     image_weights: str | None = Field("facebook/dinov2-small", description="hub name if cached; None: random")
     text_weights: str | None = Field("facebook/bart-base", description="hub name if cached; None: random")
@@ -55,6 +60,14 @@ class JepaParams(MethodParams):
     decoder_layers: int = Field(2, ge=1)
     text_heads: int = Field(4, ge=1)
 
+    @model_validator(mode="after")
+    def _heads_divide_widths(self):
+        for width, heads in (("image_dim", "image_heads"), ("text_dim", "text_heads")):
+            if getattr(self, width) % getattr(self, heads):
+                raise ValueError(f"{width} {getattr(self, width)} must be a multiple of {heads} "
+                                 f"{getattr(self, heads)}")
+        return self
+
 
 def masked_mean(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean of (B, T, D) states over the positions where the (B, T) mask is true; zeros for an empty row."""
@@ -63,8 +76,8 @@ def masked_mean(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 def target_mask(ids: torch.Tensor, pad_id: int) -> torch.Tensor:
-    """Positions a decoder is trained to predict: every token and the first pad after them, which marks the end
-    (so generation can stop on pad whatever the tokenizer's own end symbol is)."""
+    """Positions a decoder is trained to predict: every token and the first pad after them, which marks the
+    end (so generation can stop on pad whatever the tokenizer's own end symbol is)."""
     tokens = ids != pad_id
     first_pad = (~tokens) & (tokens.long().cumsum(1) == tokens.long().sum(1, keepdim=True))
     first_pad &= first_pad.long().cumsum(1) == 1
@@ -72,7 +85,7 @@ def target_mask(ids: torch.Tensor, pad_id: int) -> torch.Tensor:
 
 
 def _cached(model_class, name: str | None, part: str) -> tuple[nn.Module | None, str]:
-    """The pretrained model `name` if it is in the local Hugging Face cache (never downloaded), else a reason."""
+    """The pretrained model `name` if the local Hugging Face cache has it (never downloaded), else why not."""
     if name is None:
         return None, f"{part}_weights is None"
     try:
@@ -123,16 +136,19 @@ class Jepa(Method):
         self.lm_head = nn.Linear(width, vocab)
         self.lm_head.weight = self.decoder.embed_tokens.weight
         nn.init.zeros_(self.lm_head.bias)
-        # T5's convention for a random decoder: start from pad (every tokenizer has one); BART's own otherwise.
+        # A random decoder starts from pad (T5's convention: every tokenizer has one); BART from its own.
         self.start_id = bart.config.decoder_start_token_id if text_source == p.text_weights else self.pad_id
 
         image_width = self.image_encoder.config.hidden_size
         if not p.adapter and image_width != width:
-            raise ValueError(f"jepa: adapter=False needs the image width ({image_width}) to equal the teacher's "
-                             f"({width})")
+            raise ValueError(f"jepa: adapter=False needs the image width ({image_width}) to equal the "
+                             f"teacher's ({width})")
         self.adapter = nn.Linear(image_width, width) if p.adapter else nn.Identity()
         self.prefix = nn.Sequential(nn.Linear(image_width, width), nn.GELU(),
                                     nn.Linear(width, p.prefix_tokens * width))
+        pretrained_image = image_source == p.image_weights
+        for name, stats in (("pixel_mean", IMAGENET_MEAN), ("pixel_std", IMAGENET_STD)):
+            self.register_buffer(name, torch.tensor(stats).view(1, 3, 1, 1) if pretrained_image else None)
         self.epoch = 1
 
     def _image_encoder(self, p: JepaParams) -> tuple[Dinov2Model, str]:
@@ -140,7 +156,7 @@ class Jepa(Method):
         if channels in (1, 3):
             model, reason = _cached(Dinov2Model, p.image_weights, "image")
         else:
-            model, reason = None, f"a pretrained encoder reads RGB, {self.image.name!r} has {channels} channels"
+            model, reason = None, f"pretrained encoders read RGB, {self.image.name!r} has {channels} channels"
         if model is not None:
             return model, reason
         config = Dinov2Config(hidden_size=p.image_dim, num_hidden_layers=p.image_layers,
@@ -186,8 +202,8 @@ class Jepa(Method):
     # --- pieces -------------------------------------------------------------------------------------------
 
     def image_embedding(self, images: torch.Tensor) -> torch.Tensor:
-        if self.image_encoder.config.num_channels == 3 and images.shape[1] == 1:
-            images = images.expand(-1, 3, -1, -1)  # a grey image for a pretrained RGB encoder
+        if self.pixel_mean is not None:  # pretrained: RGB standardised as in DINOv2's training
+            images = (images.expand(-1, 3, -1, -1) - self.pixel_mean) / self.pixel_std
         return self.image_encoder(pixel_values=images).pooler_output
 
     @torch.no_grad()
@@ -209,7 +225,8 @@ class Jepa(Method):
             masks.append(mask)
         return torch.cat(parts, 1), torch.cat(masks, 1)
 
-    def logits(self, decoder_ids: torch.Tensor, memory: torch.Tensor, memory_mask: torch.Tensor) -> torch.Tensor:
+    def logits(self, decoder_ids: torch.Tensor, memory: torch.Tensor, memory_mask: torch.Tensor
+               ) -> torch.Tensor:
         states = self.decoder(input_ids=decoder_ids, encoder_hidden_states=memory,
                               encoder_attention_mask=memory_mask.long()).last_hidden_state
         return self.lm_head(states)
@@ -234,7 +251,8 @@ class Jepa(Method):
     def embed(self, batch: Batch) -> dict[str, torch.Tensor]:
         out = {}
         if self.image.name in batch:
-            out[self.image.name] = F.normalize(self.adapter(self.image_embedding(batch[self.image.name])), dim=-1)
+            v = self.image_embedding(batch[self.image.name])
+            out[self.image.name] = F.normalize(self.adapter(v), dim=-1)
         for m in self.modalities:
             if m.kind == "text" and m.name in batch:
                 out[m.name] = self.text_embedding(batch[m.name])
@@ -242,7 +260,7 @@ class Jepa(Method):
         return out
 
     def generate_text(self, batch: Batch) -> dict[str, torch.Tensor]:
-        """The evaluation hook: the target text (PathVQA: the answer), generated from the image and the prompt."""
+        """Evaluation hook: the target text (PathVQA: the answer), generated from the image and the prompt."""
         without_target = {k: v for k, v in batch.items() if k != self.target.name}
         return {self.target.name: self.generate(without_target, self.target.shape[0])}
 
