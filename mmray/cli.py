@@ -128,8 +128,10 @@ def run(args: argparse.Namespace) -> None:
             overrides["wandb.enabled"] = True
         spec = api.load_spec(args.spec, overrides)
         if args.validate:
-            print(f"{args.spec}: valid ({len(spec.benchmarks)} benchmark(s) x {len(spec.methods)} method(s) x "
-                  f"{len(spec.seeds)} seed(s), {spec.search.num_samples} trials each)")
+            repeats = (f", the best {spec.search.repeat_top} then repeated on {len(spec.seeds) - 1} more seed(s)"
+                       if len(spec.seeds) > 1 else "")
+            print(f"{args.spec}: valid ({len(spec.benchmarks)} benchmark(s) x {len(spec.methods)} method(s), "
+                  f"{spec.search.num_samples} trials each{repeats})")
             return
         api.run_sweep(spec, mirror=args.mirror, cache_dir=args.cache, results_dir=args.results,
                       resume=args.resume, overwrite=args.overwrite, address=args.address,

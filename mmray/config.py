@@ -82,6 +82,8 @@ class SearchConfig(BaseModel):
     mode: Literal["max", "min"] = "max"
     num_samples: int = Field(8, ge=1)
     seed: int = 0
+    repeat_top: int = Field(1, ge=1, description="with several seeds: how many of the best configurations the "
+                            "search found (on the first seed) are re-run on every other seed")
 
 
 class SchedulerConfig(BaseModel):
@@ -119,6 +121,8 @@ class SweepSpec(BaseModel):
     description: str = ""
     benchmarks: list[BenchmarkEntry] = Field(min_length=1)
     methods: list[str] = Field(min_length=1)
+    # The search runs on the first seed; the best `search.repeat_top` configurations are then re-run, fully and
+    # unchanged, on every other seed, so the leaderboard can give each a mean and a confidence interval.
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     train: dict[str, Any] = Field(default_factory=dict)
     method_params: dict[str, dict[str, Any]] = Field(default_factory=dict)

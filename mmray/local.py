@@ -7,6 +7,8 @@ a trial, over in-memory tensors. For benchmark baselines, notebooks and debuggin
 
 from __future__ import annotations
 
+import functools
+import os
 import time
 from collections.abc import Callable, Iterator, Mapping
 
@@ -15,9 +17,11 @@ import torch
 
 from mmray.data.shards import PreparedData, read_split
 from mmray.data.spec import SplitArrays
-from mmray.eval import evaluate_splits
+from mmray.data.text import load_tokenizer
 from mmray.methods.base import Batch, Method
-from mmray.training import TrainParams, build_method, embed_all, seed_everything, train_epoch
+from mmray.model_eval import Evaluation
+from mmray.results.artifacts import write_artifacts
+from mmray.training import TrainParams, build_method, seed_everything, train_epoch
 
 EVAL_BATCH = 512  # the worker streams evaluation sets in batches of this size too
 
@@ -41,37 +45,43 @@ def tensor_batches(arrays: SplitArrays, batch_size: int, modalities, *, shuffle:
 
 def fit_local(method: str | Method, prepared: PreparedData, *, method_params: Mapping | None = None,
               train: Mapping | TrainParams | None = None, seed: int = 0, torch_threads: int | None = None,
-              eval_splits: tuple[str, ...] = ("val", "test"),
+              artifacts_dir: str | os.PathLike | None = None,
               on_epoch: Callable[[dict], None] | None = None) -> list[dict]:
-    """Train and evaluate like one trial; returns one metrics dict per epoch (also passed to `on_epoch`)."""
+    """Train and evaluate like one trial; returns one metrics dict per epoch (also passed to `on_epoch`).
+
+    With `artifacts_dir`, the final epoch's pictures (t-SNE maps, ...) are written there, as a trial writes its own.
+    """
     params = train if isinstance(train, TrainParams) else TrainParams.model_validate(dict(train or {}))
     if torch_threads:
         torch.set_num_threads(torch_threads)
     seed_everything(seed)
     modalities = prepared.modalities
     names = tuple(m.name for m in modalities)
-    splits = {split: read_split(prepared, split) for split in ("train", *eval_splits)}
-    probe = splits["train"].head(params.probe_examples)
-    evaluated = {split: splits[split].head(params.eval_examples or len(splits[split])) for split in eval_splits}
+    train_split = read_split(prepared, "train")
+    eval_sets = {"probe": list(tensor_batches(train_split.head(params.probe_examples), EVAL_BATCH, modalities))}
+    for split in ("val", "test"):
+        eval_sets[split] = list(tensor_batches(read_split(prepared, split, params.eval_examples), EVAL_BATCH,
+                                               modalities))
+    tokenizer = functools.cache(lambda modality: load_tokenizer(prepared, modality))
     model = method if isinstance(method, Method) else build_method(method, modalities, prepared.num_classes,
                                                                    method_params)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=params.lr, weight_decay=params.weight_decay)
+    optimizer = torch.optim.AdamW(model.param_groups(params.lr), lr=params.lr, weight_decay=params.weight_decay)
     generator = torch.Generator().manual_seed(seed)
     history = []
     for epoch in range(1, params.epochs + 1):
+        model.set_epoch(epoch)
         started = time.perf_counter()
-        batches = tensor_batches(splits["train"], params.batch_size, modalities, shuffle=True, drop_last=True,
+        batches = tensor_batches(train_split, params.batch_size, modalities, shuffle=True, drop_last=True,
                                  generator=generator)
         metrics = {f"train/{k}": v for k, v in train_epoch(model, batches, optimizer, params.grad_clip).items()}
         metrics["epoch_train_seconds"] = time.perf_counter() - started
-        metrics.update(evaluate_splits(
-            *embed_all(model, tensor_batches(probe, EVAL_BATCH, modalities)),
-            {split: embed_all(model, tensor_batches(arrays, EVAL_BATCH, modalities))
-             for split, arrays in evaluated.items()},
-            names))
+        evaluation = Evaluation(model, eval_sets, names, tokenizer)
+        metrics.update(evaluation.metrics)
         metrics["epoch"] = epoch
         metrics["epoch_seconds"] = time.perf_counter() - started
         history.append(metrics)
         if on_epoch is not None:
             on_epoch(metrics)
+    if artifacts_dir is not None:
+        write_artifacts(artifacts_dir, "local", evaluation.artifact_tables())
     return history

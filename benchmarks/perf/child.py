@@ -32,7 +32,8 @@ def plain(args: dict) -> dict:
     prepared = _prepared(args)
     started = time.perf_counter()
     history = fit_local(args["method"], prepared, method_params=args["method_params"], train=args["train"],
-                        seed=0, torch_threads=args["torch_threads"])
+                        seed=0, torch_threads=args["torch_threads"],
+                        artifacts_dir=tempfile.mkdtemp(prefix="mmray-perf-plain-"))  # a trial writes them too
     return {"fit_seconds": time.perf_counter() - started,
             "epoch_train_seconds": [h["epoch_train_seconds"] for h in history],
             "val_fused_acc": history[-1].get("val/fused_acc")}
@@ -92,17 +93,20 @@ def ingest_ray(args: dict) -> dict:
                                        config["shuffle_buffer"], drop_last=True):
                 rows += len(batch["label"])
             rates.append(rows / (time.perf_counter() - started))
-        ray.train.report({"samples_per_second": rates})
+        # Train V2 keeps only metrics reported with a checkpoint: hand the rates back through a file instead.
+        Path(config["out"]).write_text(json.dumps(rates))
 
+    out = Path(tempfile.mkdtemp(prefix="mmray-perf-ingest-")) / "rates.json"
     trainer = TorchTrainer(
-        loop, train_loop_config={"epochs": args["epochs"], "batch_size": args["batch_size"],
+        loop, train_loop_config={"out": str(out), "epochs": args["epochs"], "batch_size": args["batch_size"],
                                  "shuffle_buffer": args["shuffle_buffer"], "modalities": prepared.modalities},
         scaling_config=ScalingConfig(num_workers=1, resources_per_worker={"CPU": 1}),
         datasets={"train": read_dataset(prepared, "train").randomize_block_order(seed=0)},
         dataset_config=DataConfig(datasets_to_split=["train"]),
-        run_config=ray.train.RunConfig(storage_path=tempfile.mkdtemp(prefix="mmray-perf-ingest-")),
+        run_config=ray.train.RunConfig(storage_path=str(out.parent)),
     )
-    return {"samples_per_second": trainer.fit().metrics["samples_per_second"], "rows": prepared.rows("train")}
+    trainer.fit()
+    return {"samples_per_second": json.loads(out.read_text()), "rows": prepared.rows("train")}
 
 
 def ingest_torch(args: dict) -> dict:

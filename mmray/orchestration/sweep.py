@@ -119,24 +119,63 @@ def run_sweep(spec: SweepSpec, *, mirror=None, cache_dir=None, results_dir: Path
         callbacks.append(tracking.trial_callback(spec, results_dir))
     concurrency = spec.resources.max_concurrent_trials or default_concurrency(spec)
     trainable = tune.with_resources(run_trial, trial_resources())
+    first_seed, *other_seeds = spec.seeds
     for entry in spec.benchmarks:
         for method in spec.methods:
-            for seed in spec.seeds:
-                name = run_name(entry.name, method, seed)
-                run_path = results_dir / "tune" / name
-                if resume and tune.Tuner.can_restore(str(run_path)):
-                    log(f"[mmray] resuming {name}")
-                    tuner = tune.Tuner.restore(str(run_path), trainable, resume_unfinished=True,
-                                               restart_errored=True)
-                else:
-                    search = f"{spec.search.algorithm} search" if spec.search_space else "fixed config"
-                    log(f"[mmray] {name}: {spec.search.num_samples} trials, {search}, "
-                        f"{spec.scheduler.type} scheduler, {concurrency} at a time")
-                    tuner = _tuner(spec, trainable, param_space(
-                        spec, entry, method, seed, mirror=mirror, cache_dir=cache_dir, results_dir=results_dir),
-                        name, results_dir, callbacks, concurrency, seed)
-                tuner.fit()
+            name = run_name(entry.name, method, first_seed)
+            space = param_space(spec, entry, method, first_seed, mirror=mirror, cache_dir=cache_dir,
+                                results_dir=results_dir)
+            search = f"{spec.search.algorithm} search" if spec.search_space else "fixed config"
+            results = _restore_or_tune(
+                spec, trainable, name, results_dir, resume, log, lambda: _tuner(
+                    spec, trainable, space, name, results_dir, callbacks, concurrency, first_seed),
+                f"{spec.search.num_samples} trials, {search}, {spec.scheduler.type} scheduler, "
+                f"{concurrency} at a time").fit()
+            if not other_seeds:
+                continue
+            for rank, config in enumerate(_best_configs(results, spec), start=1):
+                repeat = f"{entry.name}__{method}__best{rank}_seeds"
+                _restore_or_tune(
+                    spec, trainable, repeat, results_dir, resume, log, lambda: _repeat_tuner(
+                        spec, trainable, config, other_seeds, repeat, results_dir, callbacks, concurrency),
+                    f"configuration #{rank} of {name} again on seeds {other_seeds}").fit()
     return results_dir
+
+
+def _restore_or_tune(spec: SweepSpec, trainable, name: str, results_dir: Path, resume: bool, log,
+                     make_tuner, description: str) -> tune.Tuner:
+    run_path = results_dir / "tune" / name
+    if resume and tune.Tuner.can_restore(str(run_path)):
+        log(f"[mmray] resuming {name}")
+        return tune.Tuner.restore(str(run_path), trainable, resume_unfinished=True, restart_errored=True)
+    log(f"[mmray] {name}: {description}")
+    return make_tuner()
+
+
+def _best_configs(results, spec: SweepSpec) -> list[dict]:
+    """The trial configs of the best `repeat_top` trials (by their best epoch), best first."""
+    scored = []
+    for result in results:
+        frame = result.metrics_dataframe
+        if result.error is None and frame is not None and spec.search.metric in frame:
+            values = frame[spec.search.metric].dropna()
+            if len(values):
+                scored.append((values.max() if spec.search.mode == "max" else -values.min(), result.config))
+    scored.sort(key=lambda pair: pair[0], reverse=True)
+    return [config for _, config in scored[:spec.search.repeat_top]]
+
+
+def _repeat_tuner(spec: SweepSpec, trainable, config: dict, seeds: list[int], name: str, results_dir: Path,
+                  callbacks: list, concurrency: int) -> tune.Tuner:
+    """Re-run one chosen configuration, unchanged and to the last epoch (no early stopping), once per seed."""
+    space = {**config, "run": name, "seed": tune.grid_search(seeds)}
+    return tune.Tuner(
+        trainable, param_space=space,
+        tune_config=tune.TuneConfig(metric=spec.search.metric, mode=spec.search.mode,
+                                    max_concurrent_trials=concurrency),
+        run_config=tune.RunConfig(name=name, storage_path=str(results_dir / "tune"), callbacks=callbacks,
+                                  verbose=0),
+    )
 
 
 def _tuner(spec: SweepSpec, trainable, space: dict, name: str, results_dir: Path, callbacks: list,

@@ -8,35 +8,22 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import ray.train
 import ray.train.torch
 import torch
 
 from mmray.data.shards import load_prepared
 from mmray.data.text import load_tokenizer
-from mmray.eval import SplitExtras, evaluate_splits
-from mmray.eval.suite import GENERATION_EXAMPLES, ROBUSTNESS_EXAMPLES
-from mmray.eval.tsne import tsne_table
-from mmray.methods.base import Batch, Method
-from mmray.results import schema
-from mmray.results.artifacts import generation_table, reconstruction_table, rotation_table, write_artifacts
-from mmray.training import (
-    TrainParams,
-    build_method,
-    embed_all,
-    embed_missing,
-    seed_everything,
-    to_batch,
-    train_epoch,
-)
+from mmray.model_eval import Evaluation
+from mmray.results.artifacts import write_artifacts
+from mmray.training import TrainParams, build_method, seed_everything, to_batch, train_epoch
 
 CHECKPOINT_FILE = "state.pt"
 # Test hook for fault tolerance: "EPOCH" makes a worker exit once when it starts that epoch (1-based).
 CRASH_ENV = "MMRAY_CRASH_AT_EPOCH"
 
 
-def _batches(dataset, batch_size: int, modalities, shuffle_buffer: int = 0, drop_last: bool = False):
+def shard_batches(dataset, batch_size: int, modalities, shuffle_buffer: int = 0, drop_last: bool = False):
     for columns in dataset.iter_torch_batches(
         batch_size=batch_size, drop_last=drop_last,
         local_shuffle_buffer_size=shuffle_buffer or None,
@@ -49,58 +36,6 @@ def _timing_first(batches, timings: dict, started_at: float):
     for batch in batches:
         timings.setdefault("first_batch_seconds", time.time() - started_at)
         yield batch
-
-
-def _first_rows(batches: list[Batch], n: int) -> list[Batch]:
-    """The leading batches holding the first `n` rows, the last one cut to fit."""
-    out, seen = [], 0
-    for batch in batches:
-        if seen >= n:
-            break
-        out.append({k: v[:n - seen] for k, v in batch.items()})
-        seen += len(out[-1]["label"])
-    return out
-
-
-@torch.no_grad()
-def _generations(module: Method, batches: list[Batch], tokenizer) -> tuple[dict, dict]:
-    """What the method's optional hooks produce for `batches`: {text modality: (generated, reference texts)},
-    both decoded by `tokenizer(modality)`, and {image modality: (originals, reconstructions)}."""
-    module.eval()
-    texts: dict[str, tuple[list[str], list[str]]] = {}
-    images: dict[str, tuple[list, list]] = {}
-    for batch in batches:
-        for name, ids in (module.generate_text(batch) or {}).items():
-            generated, references = texts.setdefault(name, ([], []))
-            generated.extend(tokenizer(name).decode(ids.cpu().numpy()))
-            references.extend(tokenizer(name).decode(batch[name].cpu().numpy()))
-        for name, images_out in (module.reconstruct_images(batch) or {}).items():
-            originals, reconstructions = images.setdefault(name, ([], []))
-            originals.append(batch[name].cpu().numpy())
-            reconstructions.append(images_out.float().cpu().numpy())
-    return texts, {name: (np.concatenate(o), np.concatenate(r)) for name, (o, r) in images.items()}
-
-
-def _split_extras(module: Method, batches: list[Batch], names: tuple[str, ...], tokenizer) -> SplitExtras:
-    """Embeddings with each modality missing and the optional hooks' outputs, on the split's first rows."""
-    without = (embed_missing(module, _first_rows(batches, ROBUSTNESS_EXAMPLES), names, ROBUSTNESS_EXAMPLES)
-               if len(names) > 1 else {})
-    return SplitExtras(without, *_generations(module, _first_rows(batches, GENERATION_EXAMPLES), tokenizer))
-
-
-def _write_artifacts(config: dict, module: Method, embeddings: dict[str, np.ndarray], labels: np.ndarray,
-                     extras: SplitExtras) -> None:
-    """The trial's pictures as data, from the test split (mmray.results.artifacts)."""
-    tables = {schema.ARTIFACT_TSNE: tsne_table(embeddings, labels)}
-    rotations = module.rotations()
-    if rotations:
-        tables[schema.ARTIFACT_ROTATIONS] = rotation_table({k: v.cpu().numpy() for k, v in rotations.items()})
-    if extras.images:
-        tables[schema.ARTIFACT_RECONSTRUCTIONS] = reconstruction_table(extras.images, labels)
-    if extras.texts:
-        tables[schema.ARTIFACT_GENERATIONS] = generation_table(extras.texts, labels)
-    # the trial's Train run folder is named after its Tune trial id (mmray.orchestration.trial)
-    write_artifacts(config["results_dir"], Path(config["run_dir"]).name, tables)
 
 
 def _maybe_crash(epoch: int, marker_dir: Path) -> None:
@@ -150,7 +85,7 @@ def train_loop_per_worker(config: dict) -> None:
     train_shard = ray.train.get_dataset_shard("train")
     # The probe-fitting and evaluation sets are small and fixed: stream them once, keep them for every epoch.
     tokenizer = functools.cache(lambda modality: load_tokenizer(prepared, modality))  # for generated text only
-    eval_sets = {split: list(_batches(ray.train.get_dataset_shard(split), 512, modalities))
+    eval_sets = {split: list(shard_batches(ray.train.get_dataset_shard(split), 512, modalities))
                  for split in ("probe", "val", "test")} if rank0 else {}
     if replay is not None:
         # The driver may have died after this checkpoint was saved but before its report arrived: report the
@@ -161,21 +96,21 @@ def train_loop_per_worker(config: dict) -> None:
         _maybe_crash(epoch, Path(config["run_dir"]))
         module.set_epoch(epoch)
         started = time.perf_counter()
-        batches = _batches(train_shard, params.batch_size, modalities, params.shuffle_buffer, drop_last=True)
+        batches = shard_batches(train_shard, params.batch_size, modalities, params.shuffle_buffer, drop_last=True)
         metrics = {f"train/{k}": v for k, v in train_epoch(
             model, _timing_first(batches, startup, config["trial_started_at"]), optimizer,
             params.grad_clip).items()}
         metrics["epoch_train_seconds"] = time.perf_counter() - started
         metrics.update(startup)  # reported with every epoch of this worker process, from the first batch on
         if rank0:
-            evaluated = {split: embed_all(module, eval_sets[split]) for split in ("val", "test")}
-            extras = {split: _split_extras(module, eval_sets[split], names, tokenizer) for split in evaluated}
-            metrics.update(evaluate_splits(*embed_all(module, eval_sets["probe"]), evaluated, names, extras))
+            evaluation = Evaluation(module, eval_sets, names, tokenizer)
+            metrics.update(evaluation.metrics)
         metrics["epoch"] = epoch
         metrics["nodes"] = nodes
         metrics["epoch_seconds"] = time.perf_counter() - started
         if rank0 and epoch == params.epochs:  # once per trial, so not part of an epoch's time
-            _write_artifacts(config, module, *evaluated["test"], extras["test"])
+            # the trial's Train run folder is named after its Tune trial id (mmray.orchestration.trial)
+            write_artifacts(config["results_dir"], Path(config["run_dir"]).name, evaluation.artifact_tables())
         with tempfile.TemporaryDirectory(prefix="mmray-ckpt-") as saved:
             checkpoint = None
             if rank0:

@@ -1,0 +1,88 @@
+"""Score a model on fixed evaluation batches with the eval suite, and make its per-trial pictures.
+
+Shared by the Ray worker (mmray.orchestration.worker) and the in-process trainer (mmray.local), so a trial and
+a plain loop do exactly the same evaluation work. Plain PyTorch + numpy; no Ray.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from mmray.eval import SplitExtras, evaluate_splits
+from mmray.eval.suite import GENERATION_EXAMPLES, ROBUSTNESS_EXAMPLES
+from mmray.eval.tsne import tsne_table
+from mmray.methods.base import Batch, Method
+from mmray.results import schema
+from mmray.results.artifacts import generation_table, reconstruction_table, rotation_table
+from mmray.training import embed_all, embed_missing
+
+EVAL_SPLITS = ("val", "test")
+Tokenizers = Callable[[str], object]  # text modality name -> its tokenizer (decode ids to text)
+
+
+def first_rows(batches: Sequence[Batch], n: int) -> list[Batch]:
+    """The leading batches holding the first `n` rows, the last one cut to fit."""
+    out, seen = [], 0
+    for batch in batches:
+        if seen >= n:
+            break
+        out.append({k: v[:n - seen] for k, v in batch.items()})
+        seen += len(out[-1]["label"])
+    return out
+
+
+@torch.no_grad()
+def generations(module: Method, batches: Sequence[Batch], tokenizer: Tokenizers) -> tuple[dict, dict]:
+    """What the method's optional hooks produce for `batches`: {text modality: (generated, reference texts)},
+    both decoded by `tokenizer(modality)`, and {image modality: (originals, reconstructions)}."""
+    module.eval()
+    texts: dict[str, tuple[list[str], list[str]]] = {}
+    images: dict[str, tuple[list, list]] = {}
+    for batch in batches:
+        for name, ids in (module.generate_text(batch) or {}).items():
+            generated, references = texts.setdefault(name, ([], []))
+            generated.extend(tokenizer(name).decode(ids.cpu().numpy()))
+            references.extend(tokenizer(name).decode(batch[name].cpu().numpy()))
+        for name, images_out in (module.reconstruct_images(batch) or {}).items():
+            originals, reconstructions = images.setdefault(name, ([], []))
+            originals.append(batch[name].cpu().numpy())
+            reconstructions.append(images_out.float().cpu().numpy())
+    return texts, {name: (np.concatenate(o), np.concatenate(r)) for name, (o, r) in images.items()}
+
+
+def split_extras(module: Method, batches: Sequence[Batch], names: tuple[str, ...],
+                 tokenizer: Tokenizers) -> SplitExtras:
+    """Embeddings with each modality missing and the optional hooks' outputs, on the split's first rows."""
+    without = (embed_missing(module, first_rows(batches, ROBUSTNESS_EXAMPLES), names, ROBUSTNESS_EXAMPLES)
+               if len(names) > 1 else {})
+    return SplitExtras(without, *generations(module, first_rows(batches, GENERATION_EXAMPLES), tokenizer))
+
+
+class Evaluation:
+    """One epoch's evaluation: every metric as '<split>/<name>', and what the pictures are made from."""
+
+    def __init__(self, module: Method, eval_sets: dict[str, Sequence[Batch]], names: tuple[str, ...],
+                 tokenizer: Tokenizers):
+        """`eval_sets` holds the batches of 'probe' (probe-fitting rows of train), 'val' and 'test'."""
+        self.module = module
+        self.embedded = {split: embed_all(module, eval_sets[split]) for split in EVAL_SPLITS}
+        self.extras = {split: split_extras(module, eval_sets[split], names, tokenizer) for split in EVAL_SPLITS}
+        self.metrics = evaluate_splits(*embed_all(module, eval_sets["probe"]), self.embedded, names, self.extras)
+
+    def artifact_tables(self) -> dict[str, pd.DataFrame]:
+        """The trial's pictures as data, from the test split (written by the caller, see mmray.results.artifacts)."""
+        embeddings, labels = self.embedded["test"]
+        extras = self.extras["test"]
+        tables = {schema.ARTIFACT_TSNE: tsne_table(embeddings, labels)}
+        rotations = self.module.rotations()
+        if rotations:
+            tables[schema.ARTIFACT_ROTATIONS] = rotation_table({k: v.cpu().numpy() for k, v in rotations.items()})
+        if extras.images:
+            tables[schema.ARTIFACT_RECONSTRUCTIONS] = reconstruction_table(extras.images, labels)
+        if extras.texts:
+            tables[schema.ARTIFACT_GENERATIONS] = generation_table(extras.texts, labels)
+        return tables

@@ -1,0 +1,31 @@
+"""The performance harness's smoke run: every section runs for real (tiny sizes) and writes its tables."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.ray
+
+HARNESS = Path(__file__).resolve().parents[1] / "benchmarks" / "perf" / "run.py"
+
+
+def test_quick_bench_writes_every_figure(tmp_path):
+    done = subprocess.run([sys.executable, str(HARNESS), "--quick", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=1200)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    results = json.loads((tmp_path / "RESULTS.json").read_text())
+    sections = results["sections"]
+    assert set(sections) == {"overhead", "ingest", "search", "scaling"}
+    assert all(section["ratio"] > 0 for section in sections.values())
+    assert sections["overhead"]["first_batch_seconds"] > 0
+    assert sections["overhead"]["memory"]["sweep_peak_pss_mib"] > sections["overhead"]["memory"]["plain_peak_pss_mib"] > 0
+    assert sections["scaling"]["2_node"]["nodes_used"] == 2  # the second node really ran trials
+    assert all(s["random_epochs"] for s in sections["search"]["per_seed"])
+    table = (tmp_path / "RESULTS.md").read_text()
+    for figure in ("per-trial time", "peak memory", "ingest", "epochs to random search's best", "trials per hour"):
+        assert figure in table
