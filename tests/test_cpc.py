@@ -87,7 +87,7 @@ def test_time_shifted_negatives_come_from_the_same_sequence_at_another_time():
 # --- the latent queue ---------------------------------------------------------------------------------------
 
 def test_queue_is_fifo_bounded_and_detached():
-    queue = LatentQueue(size=4, dim=2)
+    queue = LatentQueue(size=4, shape=(2,))
     assert queue.contents().shape == (0, 2)
     rows = torch.arange(12.0).view(6, 2).requires_grad_(True)
     queue.push(rows[:3])
@@ -109,6 +109,7 @@ def test_module_queue_fills_in_training_only_and_gradients_survive_the_push():
     model(batch)["loss"].backward()  # the push after the loss must not break backward
     model(batch)
     assert int(model.queues["audio"].count) == 10 and int(model.queues["audio"].pointer) == 2
+    assert model.queues["audio"].contents().shape == (10, 5, 4)  # whole sequences: 10 frames -> 5 latents
     model.eval()
     before = model.queues["audio"].contents()
     model(batch)

@@ -6,7 +6,8 @@ net per non-overlapping `patch_size` patch, the patches in raster order. One GRU
 (told which one by a learned embedding added to its input), summarises the past: c_t = GRU(z_1..z_t). For
 k = 1..K a linear map W_k predicts z_{t+k} from c_t, scored by cosine / temperature against
     inbatch          the latents at t+k of the other sequences in the batch,
-    queue            those plus a FIFO queue of past latents of the same modality (detached, `queue_size`),
+    queue            those plus the latents at t + k of a FIFO queue of past sequences of the same modality
+                     (detached, `queue_size` sequences),
     queue+synthetic  those plus two hard negatives per prediction: the positive with Gaussian noise
                      (`noise_scale`, detached) and a latent of the same sequence at another time,
     crossmodal       the in-batch ones plus the other modality's latents of the batch (when it is present).
@@ -47,12 +48,12 @@ class CPCParams(MethodParams):
 
 
 class LatentQueue(nn.Module):
-    """A bounded FIFO of past latents kept as buffers (saved in checkpoints, never trained): the oldest rows
-    are overwritten first."""
+    """A bounded FIFO of past latents (rows of `shape`) kept as buffers (saved in checkpoints, never trained):
+    the oldest rows are overwritten first."""
 
-    def __init__(self, size: int, dim: int):
+    def __init__(self, size: int, shape: tuple[int, ...]):
         super().__init__()
-        self.register_buffer("items", torch.zeros(size, dim))
+        self.register_buffer("items", torch.zeros(size, *shape))
         self.register_buffer("pointer", torch.zeros((), dtype=torch.long))
         self.register_buffer("count", torch.zeros((), dtype=torch.long))
 
@@ -136,8 +137,15 @@ class CPC(Method):
         self.context = nn.GRU(p.z_dim, p.c_dim, batch_first=True)
         self.predictors = nn.ModuleList(
             nn.Linear(p.c_dim, p.z_dim, bias=False) for _ in range(p.prediction_steps))
-        self.queues = nn.ModuleDict({m.name: LatentQueue(p.queue_size, p.z_dim) for m in modalities}
-                                    if p.negatives.startswith("queue") else {})
+        # whole latent sequences are queued, so that a prediction of time t + k meets past latents of t + k,
+        # like its in-batch negatives (a patch's raster position shows in it: other times are easy negatives)
+        queued = p.negatives.startswith("queue")
+        self.queues = nn.ModuleDict(
+            {m.name: LatentQueue(p.queue_size, self.sequence_shape(m)) for m in modalities} if queued else {})
+
+    @torch.no_grad()
+    def sequence_shape(self, spec: ModalitySpec) -> tuple[int, ...]:
+        return tuple(self.encoders[spec.name](torch.zeros(1, *spec.shape)).shape[1:])
 
     def sequences(self, modality: str, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Latents z (B, T, z_dim) and contexts c (B, T, c_dim) of one modality."""
@@ -150,7 +158,7 @@ class CPC(Method):
         """Mean InfoNCE over the prediction steps that fit in the sequence; `other`: another modality's z."""
         p = self.params
         steps = min(p.prediction_steps, z.shape[1] - 1)
-        extra = self.queues[modality].contents() if modality in self.queues else None
+        queued = self.queues[modality].contents() if modality in self.queues else None
         terms = []
         for k in range(1, steps + 1):
             # time-major groups: the prediction at t competes with the latents at t + k of the whole batch
@@ -160,14 +168,13 @@ class CPC(Method):
             if p.negatives == "queue+synthetic":
                 hard = torch.stack([perturbed_negatives(positives, p.noise_scale),
                                     time_shifted_negatives(z.transpose(0, 1), k)], dim=2)
-            negatives = extra
+            negatives = queued[:, k:].transpose(0, 1) if queued is not None else None
             if p.negatives == "crossmodal" and other is not None:
                 picks = torch.randint(other.shape[1], (len(positives),), device=other.device)
                 negatives = other[:, picks].transpose(0, 1)  # one random time of every pair, per group
             terms.append(cpc_info_nce(predictions, positives, negatives, p.temperature, hard_negatives=hard))
         if modality in self.queues and self.training:
-            # MoCo-style: one latent per sequence (a random time step) enters the queue after use
-            self.queues[modality].push(z[torch.arange(len(z)), torch.randint(z.shape[1], (len(z),))])
+            self.queues[modality].push(z)  # MoCo-style: after use, so a sequence is never its own negative
         return torch.stack(terms).mean()
 
     def losses(self, batch: Batch) -> dict[str, torch.Tensor]:
