@@ -51,7 +51,7 @@ def head_accuracy(model, arrays: SplitArrays, without: str | None) -> float:
 
 def run(fusion: str, args, train: SplitArrays, test: SplitArrays, modalities, num_classes: int) -> dict:
     seed_everything(args.seed)
-    params = {"fusion": fusion, "modality_dropout": args.modality_dropout}
+    params = {"fusion": fusion, "modality_dropout": args.modality_dropout, "encoder_width": args.encoder_width}
     model = build_method("fusion", modalities, num_classes, params)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
@@ -84,13 +84,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mirror", default=os.environ.get("MMRAY_DATA_MIRROR"), help="raw-data mirror folder")
     parser.add_argument("--fusion", nargs="+", default=["attention", "concat"], choices=["attention", "concat"])
-    parser.add_argument("--train-examples", type=int, default=20000, help="training pairs used (of 55,000)")
-    parser.add_argument("--probe-examples", type=int, default=10000, help="training pairs the probe is fit on")
+    parser.add_argument("--train-examples", type=int, default=10000, help="training pairs used (of 55,000)")
+    parser.add_argument("--probe-examples", type=int, default=5000, help="training pairs the probe is fit on")
     parser.add_argument("--test-examples", type=int, default=None, help="test pairs evaluated (default all)")
-    parser.add_argument("--epochs", type=int, default=4)
-    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=3e-3, help="peak of a one-cycle schedule")
-    parser.add_argument("--modality-dropout", type=float, default=0.3)
+    parser.add_argument("--modality-dropout", type=float, default=0.5)
+    parser.add_argument("--encoder-width", type=int, default=16, help="channels of the encoders' first conv")
     parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -100,7 +101,7 @@ def main() -> int:
     train = read_split(prepared, "train", args.train_examples)
     test = read_split(prepared, "test", args.test_examples)
     print(f"fusion on avmnist: {len(train)} training pairs, {len(test)} test pairs, {args.epochs} epochs, "
-          f"modality dropout {args.modality_dropout}, {args.threads} threads")
+          f"encoder width {args.encoder_width}, modality dropout {args.modality_dropout}, {args.threads} threads")
     results = {f: run(f, args, train, test, prepared.modalities, prepared.num_classes) for f in args.fusion}
 
     met = True

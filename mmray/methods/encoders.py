@@ -155,7 +155,8 @@ class MLPDecoder(nn.Module):
 
 class LSTMTextDecoder(nn.Module):
     """Vector -> next-token logits of a sentence, teacher-forced: an LSTM whose initial state is computed from
-    the vector reads the sentence shifted right by one (pad id as start token) and predicts each token."""
+    the vector reads the sentence shifted right by one (pad id as start token) and predicts each token and
+    the first pad after it, which marks the end (so `generate` knows where to stop)."""
 
     def __init__(self, in_dim: int, vocab_size: int, pad_id: int, width: int = 64):
         super().__init__()
@@ -165,16 +166,33 @@ class LSTMTextDecoder(nn.Module):
         self.lstm = nn.LSTM(width, width, batch_first=True)
         self.vocab = nn.Linear(width, vocab_size)
 
-    def forward(self, z: torch.Tensor, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Logits (N, vocab) at the N non-pad positions of `tokens` and the N token ids they must predict.
-
-        Only non-pad positions get logits: with a 50k-word vocabulary, logits at every position of every
-        padded sentence would take most of a training step's memory."""
+    def _initial_state(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h0, c0 = torch.tanh(self.initial(z)).unsqueeze(0).chunk(2, dim=-1)
+        return h0.contiguous(), c0.contiguous()
+
+    def forward(self, z: torch.Tensor, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits (N, vocab) at the N positions of `tokens` up to and including each row's end-marking pad,
+        and the N token ids they must predict.
+
+        Only those positions get logits: with a 50k-word vocabulary, logits at every position of every
+        padded sentence would take most of a training step's memory."""
         inputs = torch.cat([torch.full_like(tokens[:, :1], self.pad_id), tokens[:, :-1]], dim=1)
-        states, _ = self.lstm(self.embedding(inputs), (h0.contiguous(), c0.contiguous()))
-        keep = tokens != self.pad_id
+        states, _ = self.lstm(self.embedding(inputs), self._initial_state(z))
+        keep = torch.arange(tokens.shape[1], device=tokens.device) <= text_lengths(tokens, self.pad_id)[:, None]
         return self.vocab(states[keep]), tokens[keep]
+
+    def generate(self, z: torch.Tensor, length: int) -> torch.Tensor:
+        """Greedy decoding: (B, length) token ids, pad from each row's first predicted pad on."""
+        state = self._initial_state(z)
+        token = torch.full((len(z), 1), self.pad_id, dtype=torch.long, device=z.device)
+        ended = torch.zeros(len(z), dtype=torch.bool, device=z.device)
+        out = []
+        for _ in range(length):
+            step, state = self.lstm(self.embedding(token), state)
+            token = torch.where(ended[:, None], self.pad_id, self.vocab(step).argmax(-1))
+            ended |= token[:, 0] == self.pad_id
+            out.append(token)
+        return torch.cat(out, dim=1)
 
 
 def build_encoder(spec: ModalitySpec, out_dim: int, width: int) -> TokenEncoder:

@@ -10,7 +10,8 @@ Modality dropout: while training, each modality of each example is replaced, wit
 token, so embeddings of incomplete examples come from the same network the training shaped for them.
 Losses: InfoNCE between the z's of each pair of modalities, cross-entropy of a classifier head on the fused
 embedding, and decoders from the fused embedding: MSE for images (and audio, off by default), next-token
-cross-entropy for text (pads ignored).
+cross-entropy for text (pads ignored, but the one ending the sentence). The decoders also serve the optional
+evaluation hooks: images reconstructed from the fused embedding, text generated from the other modalities.
 """
 
 from __future__ import annotations
@@ -34,8 +35,9 @@ class FusionParams(MethodParams):
     hidden_dim: int = Field(128, ge=2, description="width of every modality's tokens and of the fusion")
     encoder_width: int = Field(32, ge=2)
     heads: int = Field(4, ge=1, description="attention heads of the cross-attention (divides hidden_dim)")
-    modality_dropout: float = Field(0.3, ge=0.0, lt=1.0, description="chance a training example loses a modality")
-    temperature: float = Field(0.1, gt=0.0)
+    modality_dropout: float = Field(0.5, ge=0.0, lt=1.0, description="chance a training example loses a modality")
+    # high: pairs often share only a label (AV-MNIST), so instance-level uniformity would fight alignment
+    temperature: float = Field(0.5, gt=0.0)
     w_contrastive: float = Field(1.0, ge=0.0)
     w_classifier: float = Field(1.0, ge=0.0)
     w_image: float = Field(1.0, ge=0.0, description="image decoder (MSE from the fused embedding)")
@@ -178,6 +180,28 @@ class Fusion(Method):
         out = {n: self.projections[n](pooled[n]) for n in present}
         out["fused"] = self._fused(tokens, valid)
         return out
+
+    def reconstruct_images(self, batch: Batch) -> dict[str, torch.Tensor] | None:
+        """Each image modality decoded from the fused embedding of the batch."""
+        names = [m.name for m in self.modalities if m.kind == "image" and m.name in self.decoders and m.name in batch]
+        if not names:
+            return None
+        tokens, valid, _, _ = self._encode(batch, None)
+        fused = self._fused(tokens, valid)
+        return {n: self.decoders[n](fused) for n in names}
+
+    def generate_text(self, batch: Batch) -> dict[str, torch.Tensor] | None:
+        """Each text modality decoded greedily from the fused embedding of the batch without that modality
+        (a caption from the image)."""
+        out = {}
+        for m in self.modalities:
+            rest = {k: v for k, v in batch.items() if k != m.name}
+            if (m.kind != "text" or m.name not in self.decoders or m.name not in batch
+                    or not any(n.name in rest for n in self.modalities)):
+                continue
+            tokens, valid, _, _ = self._encode(rest, None)
+            out[m.name] = self.decoders[m.name].generate(self._fused(tokens, valid), m.shape[0])
+        return out or None
 
     def predict(self, batch: Batch) -> torch.Tensor:
         """Class logits of the classifier head on the fused embedding (modalities absent from the batch missing)."""
