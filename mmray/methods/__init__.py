@@ -9,5 +9,6 @@ METHODS = Registry(
         "aecluster": "mmray.methods.aecluster:AECluster",
         "cpc": "mmray.methods.cpc:CPC",
         "jepa": "mmray.methods.jepa:Jepa",
+        "fusion": "mmray.methods.fusion:Fusion",
     },
 )
