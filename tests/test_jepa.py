@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 
@@ -353,3 +354,5 @@ scheduler: {{type: none}}
     assert trial["final/test/image_acc"] >= 0 and trial["final/test/fused_acc"] >= 0
     # generated answers were decoded and scored through the method's generate_text hook
     assert 0 <= trial["final/val/exact_match_answer"] <= 1 and 0 <= trial["final/test/bleu_answer"] <= 100
+    # random-init weights are said in the results table, not only in the log
+    assert "random-init" in json.loads(trial[schema.WEIGHTS])["image_encoder"]

@@ -34,7 +34,7 @@ class ResultsRecorder(Callback):
         self.sweep, self.metric, self.mode, self.log = sweep, metric, mode, log
         self._segment_start: dict[str, tuple[float, float]] = {}  # trial -> (time.time(), elapsed before it)
         self._epoch_rows: dict[str, list[dict]] = {}
-        self._nodes: dict[str, str] = {}
+        self._facts: dict[str, dict[str, str]] = {}  # trial -> schema.TRIAL_FACTS it reported
 
     def _running_file(self, trial_id: str) -> Path:
         return self.results_dir / RUNNING_DIR / f"{trial_id}.parquet"
@@ -65,8 +65,8 @@ class ResultsRecorder(Callback):
         row = {**self._identity(trial), schema.EPOCH: int(result["epoch"]),
                **{column: float(result.get(column, math.nan)) for column in TIMING_COLUMNS},
                schema.ELAPSED_SECONDS: self._elapsed(trial.trial_id), **_metrics(result)}
-        if "nodes" in result:
-            self._nodes[trial.trial_id] = result["nodes"]
+        self._facts.setdefault(trial.trial_id, {}).update(
+            {key: result[key] for key in schema.TRIAL_FACTS if key in result})
         rows = self._rows(trial.trial_id)
         if any(r[schema.EPOCH] == row[schema.EPOCH] for r in rows):
             return  # a worker restored from a checkpoint replays that epoch's report: the first one stands
@@ -87,7 +87,8 @@ class ResultsRecorder(Callback):
                   schema.STATUS_COMPLETED if rows and rows[-1][schema.EPOCH] >= planned else schema.STATUS_STOPPED)
         row = {**self._identity(trial), schema.STATUS: status, schema.ERROR: error,
                schema.EPOCHS_RUN: len(rows), schema.EPOCHS_PLANNED: planned,
-               schema.WALL_SECONDS: self._elapsed(trial_id), schema.NODES: self._nodes.get(trial_id),
+               schema.WALL_SECONDS: self._elapsed(trial_id),
+               **{key: self._facts.get(trial_id, {}).get(key) for key in schema.TRIAL_FACTS},
                schema.FINISHED_AT: pd.Timestamp.now(tz="UTC")}
         for key, scope in CONFIG_SCOPES.items():
             for name, value in trial.config.get(key, {}).items():

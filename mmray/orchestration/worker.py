@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import os
 import tempfile
 import time
@@ -107,6 +108,8 @@ def train_loop_per_worker(config: dict) -> None:
             metrics.update(evaluation.metrics)
         metrics["epoch"] = epoch
         metrics["nodes"] = nodes
+        if module.provenance:  # pretrained or randomly initialised parts: the results must say which
+            metrics["weights"] = json.dumps(module.provenance, sort_keys=True)
         metrics["epoch_seconds"] = time.perf_counter() - started
         if rank0 and epoch == params.epochs:  # once per trial, so not part of an epoch's time
             # the trial's Train run folder is named after its Tune trial id (mmray.orchestration.trial)

@@ -13,11 +13,9 @@ from mmray.report.common import ReportContext, figure_html, note
 from mmray.results import schema
 from mmray.results.io import ARTIFACTS_DIR
 
-# Artifact names and columns as the schema declares them (the defaults stand in for a schema without them).
-TSNE, ROTATIONS = getattr(schema, "ARTIFACT_TSNE", "tsne"), getattr(schema, "ARTIFACT_ROTATIONS", "rotations")
-MODALITY, LABEL = getattr(schema, "MODALITY", "modality"), getattr(schema, "LABEL", "label")
-X, Y = getattr(schema, "X", "x"), getattr(schema, "Y", "y")
-ROW, COL, VALUE = getattr(schema, "ROW", "row"), getattr(schema, "COL", "col"), getattr(schema, "VALUE", "value")
+TSNE, ROTATIONS = schema.ARTIFACT_TSNE, schema.ARTIFACT_ROTATIONS
+MODALITY, LABEL, X, Y = schema.MODALITY, schema.LABEL, schema.X, schema.Y
+ROW, COL, VALUE = schema.ROW, schema.COL, schema.VALUE
 PALETTE = plotly.colors.qualitative.Dark24  # one colour per label, the same in every map
 
 

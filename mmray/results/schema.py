@@ -34,6 +34,8 @@ FIRST_BATCH_SECONDS = "first_batch_seconds"  # from the trial's start to its fir
 ELAPSED_SECONDS = "elapsed_seconds"  # epochs.parquet: seconds since the trial started, when this epoch reported
 BEST_EPOCH = "best_epoch"  # the epoch whose metrics the best/ columns hold
 NODES = "nodes"  # Ray node ids the trial's Train workers ran on, comma-separated
+WEIGHTS = "weights"  # where a method's pretrained parts came from (JSON {part: source}), e.g. "random-init ..."
+TRIAL_FACTS = (NODES, WEIGHTS)  # text a trial reports with each epoch, kept once in its trials.parquet row
 
 STATUS_COMPLETED, STATUS_STOPPED, STATUS_FAILED = "completed", "stopped_early", "failed"
 CONFIG_PREFIX = "config/"
