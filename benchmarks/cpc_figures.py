@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from collections.abc import Iterator
 from typing import get_args
 
 import numpy as np
@@ -27,23 +26,12 @@ from mmray.data.shards import read_split
 from mmray.data.spec import SplitArrays
 from mmray.eval.geometry import alignment, uniformity
 from mmray.eval.probes import fit_probe, probe_accuracy
-from mmray.methods.base import Batch
+from mmray.local import tensor_batches
 from mmray.methods.cpc import NegativeMode
 from mmray.training import build_method, embed_all, seed_everything, train_epoch
 
 MODES = get_args(NegativeMode)
 GOALS = {"sine": ("audio", 0.99), "cifar2-audio": ("image", 0.80)}  # benchmark -> (probed modality, accuracy)
-
-
-def batches(split: SplitArrays, batch_size: int, rng: np.random.Generator | None = None) -> Iterator[Batch]:
-    """Mini-batches of a split in memory; shuffled (dropping the ragged last batch) when `rng` is given."""
-    order = rng.permutation(len(split)) if rng is not None else np.arange(len(split))
-    stop = len(order) - len(order) % batch_size if rng is not None else len(order)
-    for start in range(0, stop, batch_size):
-        rows = order[start:start + batch_size]
-        batch = {name: torch.from_numpy(values[rows]) for name, values in split.modalities.items()}
-        batch["label"] = torch.from_numpy(split.labels[rows])
-        yield batch
 
 
 def same_class_partners(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -73,14 +61,16 @@ def run_mode(mode: str, train: SplitArrays, test: SplitArrays, prepared, args) -
               "w_align": args.w_align}
     model = build_method("cpc", prepared.modalities, prepared.num_classes, params)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
-    rng = np.random.default_rng(args.seed)
+    generator = torch.Generator().manual_seed(args.seed)
+    modalities = prepared.modalities
     started = time.perf_counter()
     for _ in range(args.epochs):
-        losses = train_epoch(model, batches(train, args.batch_size, rng), optimizer, grad_clip=5.0)
+        losses = train_epoch(model, tensor_batches(train, args.batch_size, modalities, shuffle=True, drop_last=True,
+                                                   generator=generator), optimizer, grad_clip=5.0)
     seconds = time.perf_counter() - started
-    train_emb, train_labels = embed_all(model, batches(train, 512))
-    test_emb, test_labels = embed_all(model, batches(test, 512))
-    names = [m.name for m in prepared.modalities]
+    train_emb, train_labels = embed_all(model, tensor_batches(train, 512, modalities))
+    test_emb, test_labels = embed_all(model, tensor_batches(test, 512, modalities))
+    names = [m.name for m in modalities]
     row = {"mode": mode, "cpc": losses["cpc"], "seconds": seconds}
     for key in [*names, "fused"] if len(names) > 1 else names:
         row[key] = probe_accuracy(fit_probe(train_emb[key], train_labels), test_emb[key], test_labels)

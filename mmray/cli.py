@@ -149,7 +149,7 @@ def run(args: argparse.Namespace) -> None:
             prepared = api.data_info(args.benchmark, params, args.cache)
         else:
             prepared = api.data_verify(args.benchmark, params, args.cache)
-            print(f"verified: every shard matches its checksum, shape and row count")
+            print("verified: every shard matches its checksum, shape and row count")
         print(_summary(prepared))
     elif args.command == "list":
         _list()

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from test_sweep_ray import ray_session  # noqa: F401 - the module-scoped local Ray fixture
 
 from mmray import api
 from mmray.data import prepare
@@ -15,7 +16,6 @@ from mmray.local import tensor_batches
 from mmray.methods.aecluster import AECluster, AEClusterParams
 from mmray.results import schema
 from mmray.training import build_method, embed_all, seed_everything, train_epoch
-from test_sweep_ray import ray_session  # noqa: F401 - the module-scoped local Ray fixture
 
 AVMNIST = (ModalitySpec("image", "image", (1, 28, 28)), ModalitySpec("audio", "audio", (1, 40, 40)))
 

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -16,6 +14,7 @@ from mmray.data.prepare import prepare
 from mmray.data.shards import read_split
 from mmray.data.spec import ModalitySpec
 from mmray.eval.probes import fit_probe, probe_accuracy
+from mmray.local import tensor_batches
 from mmray.methods.cpc import CPC, LatentQueue
 from mmray.methods.losses import cpc_info_nce, perturbed_negatives, time_shifted_negatives
 from mmray.results import schema
@@ -158,31 +157,25 @@ def tiny_sine(tmp_path_factory):
     return prepare("sine", TINY_SINE, cache_dir=tmp_path_factory.mktemp("cache"), log=lambda *_: None)
 
 
-def figures_script():
-    """benchmarks/cpc_figures.py as a module: these tests feed the model through its in-memory batching."""
-    spec = importlib.util.spec_from_file_location("cpc_figures", REPO_ROOT / "benchmarks" / "cpc_figures.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_cpc_learns_sine_tones_and_its_contexts_separate_the_classes(tiny_sine):
     torch.set_num_threads(1)
     seed_everything(0)
     train, test = read_split(tiny_sine, "train"), read_split(tiny_sine, "test")
-    batches = figures_script().batches
+    modalities = tiny_sine.modalities
     model = build_method("cpc", tiny_sine.modalities, tiny_sine.num_classes,
                          {"z_dim": 16, "c_dim": 32, "encoder_width": 16, "prediction_steps": 2})
 
     def probe() -> float:
-        train_emb, train_labels = embed_all(model, batches(train, 200))
-        test_emb, test_labels = embed_all(model, batches(test, 200))
+        train_emb, train_labels = embed_all(model, tensor_batches(train, 200, modalities))
+        test_emb, test_labels = embed_all(model, tensor_batches(test, 200, modalities))
         return probe_accuracy(fit_probe(train_emb["audio"], train_labels), test_emb["audio"], test_labels)
 
     untrained = probe()  # random conv + GRU features of a pure tone already separate its band fairly well
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    rng = np.random.default_rng(0)
-    losses = [train_epoch(model, batches(train, 64, rng), optimizer, grad_clip=5.0)["cpc"] for _ in range(4)]
+    generator = torch.Generator().manual_seed(0)
+    losses = [train_epoch(model, tensor_batches(train, 64, modalities, shuffle=True, drop_last=True,
+                                                 generator=generator), optimizer, grad_clip=5.0)["cpc"]
+              for _ in range(4)]
     assert losses[-1] < 0.8 * losses[0], losses
     trained = probe()
     assert trained > 0.9 and trained > untrained, (untrained, trained)  # four classes: chance is 0.25

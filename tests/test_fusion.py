@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from test_sweep_ray import ray_session  # noqa: F401 - the module-scoped local Ray fixture
 
 from mmray import api
 from mmray.data import prepare
@@ -16,7 +17,6 @@ from mmray.methods.encoders import ConvEncoder, LSTMEncoder, ResNetEncoder, buil
 from mmray.methods.fusion import FusionParams, modality_keep_mask
 from mmray.results import schema
 from mmray.training import build_method, embed_all, seed_everything, train_epoch
-from test_sweep_ray import ray_session  # noqa: F401 - the module-scoped local Ray fixture
 
 PAD = 1  # like BART: the pad id is not 0, so code assuming 0 would fail here
 CAPTION = ModalitySpec("caption", "text", (10,), vocab_size=40, tokenizer="hand-made", pad_id=PAD)

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import nbformat
 import pytest
+from conftest import REPO_ROOT
 from nbclient import NotebookClient
 
-from conftest import REPO_ROOT
 from mmray.report.synthetic import synthetic_results
 
 NOTEBOOKS = sorted((REPO_ROOT / "analysis").glob("*.ipynb"))

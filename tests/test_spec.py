@@ -240,3 +240,20 @@ def test_there_are_sweep_files():
 def test_every_sweep_file_loads(path):
     spec = load_spec(path)
     assert spec.name and spec.methods and spec.benchmarks
+
+
+@pytest.mark.parametrize("method, benchmark, reason", [
+    ("pavlov", "mnist-captions", "handles image and audio modalities only; 'caption' is text"),
+    ("cpc", "pathvqa", "handles image and audio modalities only; 'question' is text"),
+    ("aecluster", "sine", "needs at least 2 modalities, the benchmark has 1"),
+    ("jepa", "avmnist", "text"),
+    ("fusion", "sine", "needs at least 2 modalities"),
+])
+def test_method_that_cannot_use_a_benchmark_fails_validation(method, benchmark, reason):
+    from mmray.config import parse_spec
+
+    with pytest.raises(SpecError) as info:
+        parse_spec({"name": "x", "benchmarks": [benchmark], "methods": [method]}, "pairing.yaml")
+    message = str(info.value)
+    assert f"pairing.yaml: method {method!r} cannot run on benchmark {benchmark!r}" in message
+    assert reason in message

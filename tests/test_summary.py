@@ -9,9 +9,21 @@ import pandas as pd
 import pytest
 
 from mmray.results import schema
-from mmray.results.summary import (BEST_OF_SEARCH, NOT_VARIED, benchmark_ranks, choose_unit, ci_column,
-                                   config_labels, format_ci, leaderboard_ci, mean_ci, optuna_study,
-                                   param_importances, pareto_front, welch_p)
+from mmray.results.summary import (
+    BEST_OF_SEARCH,
+    NOT_VARIED,
+    benchmark_ranks,
+    choose_unit,
+    ci_column,
+    config_labels,
+    format_ci,
+    leaderboard_ci,
+    mean_ci,
+    optuna_study,
+    param_importances,
+    pareto_front,
+    welch_p,
+)
 
 METRIC = "val/fused_acc"
 

@@ -74,7 +74,6 @@ def _epochs_to_reach(results, target: float) -> int | None:
 
 
 def _run(table: dict, space: dict, searcher: str, seed: int, trials: int, epochs: int):
-    import ray
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search import BasicVariantGenerator

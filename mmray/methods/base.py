@@ -25,10 +25,14 @@ class Method(nn.Module):
     name: ClassVar[str]
     Params: ClassVar[type[MethodParams]] = MethodParams
     min_modalities: ClassVar[int] = 2
+    kinds: ClassVar[tuple[str, ...]] = ("image", "audio", "text")  # modality kinds it has encoders for
 
     @classmethod
     def incompatibility(cls, modalities: tuple[ModalitySpec, ...]) -> str | None:
         """Why this method cannot run on a benchmark with these modalities, or None if it can."""
+        for m in modalities:
+            if m.kind not in cls.kinds:
+                return f"handles {' and '.join(cls.kinds)} modalities only; {m.name!r} is {m.kind}"
         if len(modalities) < cls.min_modalities:
             return f"needs at least {cls.min_modalities} modalities, the benchmark has {len(modalities)}"
         return None

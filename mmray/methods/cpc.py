@@ -127,6 +127,7 @@ class CPC(Method):
     name = "cpc"
     Params = CPCParams
     min_modalities = 1
+    kinds = ("image", "audio")  # sequence encoders over audio frames and image patches
 
     def __init__(self, modalities, num_classes: int, params: CPCParams):
         super().__init__(modalities, num_classes, params)

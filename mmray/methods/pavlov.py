@@ -34,6 +34,7 @@ class PavlovParams(MethodParams):
 class Pavlov(Method):
     name = "pavlov"
     Params = PavlovParams
+    kinds = ("image", "audio")  # its decoders reconstruct by MSE, which token ids do not suit
 
     def __init__(self, modalities, num_classes: int, params: PavlovParams):
         super().__init__(modalities, num_classes, params)

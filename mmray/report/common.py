@@ -16,8 +16,7 @@ from plotly.offline import get_plotlyjs
 
 from mmray.results import schema
 from mmray.results.io import Results
-from mmray.results.summary import (CONFIDENCE, CONFIG, SEEDS, choose_unit, ci_column, format_ci,
-                                   leaderboard_ci)
+from mmray.results.summary import CONFIDENCE, CONFIG, SEEDS, choose_unit, ci_column, format_ci, leaderboard_ci
 
 TEMPLATE = "plotly_white"
 _figure_ids = itertools.count()

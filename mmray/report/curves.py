@@ -6,8 +6,15 @@ import re
 
 import plotly.graph_objects as go
 
-from mmray.report.common import (MISSING_MODALITY, ReportContext, ci_tables, figure_html, matching, metric_name,
-                                 note)
+from mmray.report.common import (
+    MISSING_MODALITY,
+    ReportContext,
+    ci_tables,
+    figure_html,
+    matching,
+    metric_name,
+    note,
+)
 from mmray.results import schema
 from mmray.results.summary import ci_column
 

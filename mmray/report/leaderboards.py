@@ -5,8 +5,18 @@ from __future__ import annotations
 
 import html
 
-from mmray.report.common import (MISSING_MODALITY, PAIR_RETRIEVAL, RETRIEVAL, TRANSFER, ReportContext,
-                                 ci_tables, matching, note, table_html, unit_sentence)
+from mmray.report.common import (
+    MISSING_MODALITY,
+    PAIR_RETRIEVAL,
+    RETRIEVAL,
+    TRANSFER,
+    ReportContext,
+    ci_tables,
+    matching,
+    note,
+    table_html,
+    unit_sentence,
+)
 from mmray.results import schema
 from mmray.results.summary import ALPHA, CONFIG, HEADLINE_METRICS, benchmark_ranks, format_ci
 

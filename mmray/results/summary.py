@@ -10,7 +10,6 @@ from scipy import stats
 
 from mmray.results import schema
 
-
 # The test-split figures shown beside the search metric in the terminal leaderboard and the report.
 HEADLINE_METRICS = ("test/fused_acc", "test/transfer_image_to_audio", "test/recall@1_image_to_audio")
 
