@@ -124,6 +124,9 @@ class SweepSpec(BaseModel):
     # The search runs on the first seed; the best `search.repeat_top` configurations are then re-run, fully and
     # unchanged, on every other seed, so the leaderboard can give each a mean and a confidence interval.
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    # all: every method must fit every benchmark (a mismatch is an error); fitting: each method runs on the
+    # benchmarks whose modalities it can use, and the pairs left out are listed
+    pairs: Literal["all", "fitting"] = "all"
     train: dict[str, Any] = Field(default_factory=dict)
     method_params: dict[str, dict[str, Any]] = Field(default_factory=dict)
     search_space: dict[str, SearchDim] = Field(default_factory=dict)
@@ -151,6 +154,24 @@ class SweepSpec(BaseModel):
     @property
     def train_params(self) -> TrainParams:
         return TrainParams.model_validate(self.train)
+
+    def runs(self) -> tuple[list[tuple[BenchmarkEntry, str]], list[tuple[str, str, str]]]:
+        """The (benchmark entry, method) pairs this sweep runs, and the (benchmark, method, reason) pairs it
+        leaves out because the method cannot use the benchmark's modalities."""
+        from mmray.data.prepare import resolve_params
+        from mmray.methods import METHODS
+
+        kept, left_out = [], []
+        for entry in self.benchmarks:
+            bench, params = resolve_params(entry.name, entry.params)
+            modalities = bench.modalities(params)
+            for method in self.methods:
+                reason = METHODS.get(method).incompatibility(modalities)
+                if reason:
+                    left_out.append((entry.name, method, reason))
+                else:
+                    kept.append((entry, method))
+        return kept, left_out
 
     def results_dir(self) -> Path:
         """Absolute folder of this sweep's results (Ray needs absolute storage paths)."""
@@ -229,13 +250,15 @@ def validate_spec(spec: SweepSpec, source: str = "<spec>") -> SweepSpec:
             for value in dim.sample_values():
                 _check_params(model, {field: value}, f"{source}: search_space.{key}", what)
 
-    for entry in spec.benchmarks:
-        bench, params = resolve_params(entry.name, entry.params)
-        modalities = bench.modalities(params)
-        for method in spec.methods:
-            reason = METHODS.get(method).incompatibility(modalities)
-            if reason:
-                raise SpecError(f"{source}: method {method!r} cannot run on benchmark {entry.name!r}: {reason}")
+    _, left_out = spec.runs()
+    if left_out and spec.pairs == "all":
+        benchmark, method, reason = left_out[0]
+        raise SpecError(f"{source}: method {method!r} cannot run on benchmark {benchmark!r}: {reason} "
+                        "(or set pairs: fitting to run each method only where it fits)")
+    for method in spec.methods:
+        if sum(m == method for _, m, _ in left_out) == len(spec.benchmarks):
+            raise SpecError(f"{source}: method {method!r} fits none of the sweep's benchmarks: "
+                            + "; ".join(f"{b}: {r}" for b, m, r in left_out if m == method))
     return spec
 
 

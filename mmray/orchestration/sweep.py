@@ -120,25 +120,27 @@ def run_sweep(spec: SweepSpec, *, mirror=None, cache_dir=None, results_dir: Path
     concurrency = spec.resources.max_concurrent_trials or default_concurrency(spec)
     trainable = tune.with_resources(run_trial, trial_resources())
     first_seed, *other_seeds = spec.seeds
-    for entry in spec.benchmarks:
-        for method in spec.methods:
-            name = run_name(entry.name, method, first_seed)
-            space = param_space(spec, entry, method, first_seed, mirror=mirror, cache_dir=cache_dir,
-                                results_dir=results_dir)
-            search = f"{spec.search.algorithm} search" if spec.search_space else "fixed config"
-            results = _restore_or_tune(
-                spec, trainable, name, results_dir, resume, log, lambda: _tuner(
-                    spec, trainable, space, name, results_dir, callbacks, concurrency, first_seed),
-                f"{spec.search.num_samples} trials, {search}, {spec.scheduler.type} scheduler, "
-                f"{concurrency} at a time").fit()
-            if not other_seeds:
-                continue
-            for rank, config in enumerate(_best_configs(results, spec), start=1):
-                repeat = f"{entry.name}__{method}__best{rank}_seeds"
-                _restore_or_tune(
-                    spec, trainable, repeat, results_dir, resume, log, lambda: _repeat_tuner(
-                        spec, trainable, config, other_seeds, repeat, results_dir, callbacks, concurrency),
-                    f"configuration #{rank} of {name} again on seeds {other_seeds}").fit()
+    runs, left_out = spec.runs()
+    for benchmark, method, reason in left_out:
+        log(f"[mmray] not running {method} on {benchmark}: {reason}")
+    for entry, method in runs:
+        name = run_name(entry.name, method, first_seed)
+        space = param_space(spec, entry, method, first_seed, mirror=mirror, cache_dir=cache_dir,
+                            results_dir=results_dir)
+        search = f"{spec.search.algorithm} search" if spec.search_space else "fixed config"
+        results = _restore_or_tune(
+            spec, trainable, name, results_dir, resume, log, lambda: _tuner(
+                spec, trainable, space, name, results_dir, callbacks, concurrency, first_seed),
+            f"{spec.search.num_samples} trials, {search}, {spec.scheduler.type} scheduler, "
+            f"{concurrency} at a time").fit()
+        if not other_seeds:
+            continue
+        for rank, config in enumerate(_best_configs(results, spec), start=1):
+            repeat = f"{entry.name}__{method}__best{rank}_seeds"
+            _restore_or_tune(
+                spec, trainable, repeat, results_dir, resume, log, lambda: _repeat_tuner(
+                    spec, trainable, config, other_seeds, repeat, results_dir, callbacks, concurrency),
+                f"configuration #{rank} of {name} again on seeds {other_seeds}").fit()
     return results_dir
 
 
