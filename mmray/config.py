@@ -213,7 +213,6 @@ def _check_params(model: type[BaseModel], values: dict[str, Any], source: str, w
 def validate_spec(spec: SweepSpec, source: str = "<spec>") -> SweepSpec:
     """Cross-checks a parsed spec against the registries and the parameter models."""
     from mmray.data.benchmarks import BENCHMARKS
-    from mmray.data.prepare import resolve_params
     from mmray.methods import METHODS
 
     for method in spec.methods:

@@ -23,7 +23,7 @@ SMALL = {  # each method at a size that trains in seconds
 }
 
 
-def test_every_method_runs_on_every_benchmark_it_fits(tmp_path):
+def test_every_method_runs_on_every_benchmark_it_fits(tmp_path, ray_session):  # noqa: F811
     from hf_fixtures import pathvqa
 
     folder = pathvqa(tmp_path / "pathvqa", rows={"train": 48, "validation": 16, "test": 16})

@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from test_sweep_ray import ray_session  # noqa: F401 - the module-scoped local Ray fixture
 
 from mmray import api
 from mmray.data.prepare import prepare
@@ -188,7 +189,7 @@ def test_cpc_sweep_file_is_valid():
 
 
 @pytest.mark.ray
-def test_cpc_runs_a_real_ray_sweep_on_sine(tmp_path):
+def test_cpc_runs_a_real_ray_sweep_on_sine(tmp_path, ray_session):  # noqa: F811
     import ray
 
     from mmray.orchestration.sweep import ensure_ray

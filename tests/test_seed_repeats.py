@@ -4,6 +4,7 @@ the leaderboard gives each a mean and a 95 % interval over the seeds."""
 from __future__ import annotations
 
 import pytest
+from test_sweep_ray import ray_session  # noqa: F401 - the module-scoped local Ray fixture
 
 from mmray import api
 from mmray.config import parse_spec
@@ -15,7 +16,7 @@ pytestmark = pytest.mark.ray
 TINY = {"n_train": 300, "n_val": 100, "n_test": 100, "image_size": 16, "n_mels": 16, "frames": 16}
 
 
-def test_best_configuration_is_repeated_on_every_other_seed(tmp_path):
+def test_best_configuration_is_repeated_on_every_other_seed(tmp_path, ray_session):  # noqa: F811
     spec = parse_spec({
         "name": "seeds", "benchmarks": [{"name": "synthetic-av", "params": TINY}], "methods": ["pavlov"],
         "seeds": [0, 1, 2],

@@ -25,6 +25,7 @@ from mmray.methods.base import Batch, Method, MethodParams
 from mmray.methods.encoders import MLPDecoder, MLPEncoder, build_encoder
 from mmray.methods.losses import info_nce, reconstruction
 
+
 class AEClusterParams(MethodParams):
     latent_dim: int = Field(32, ge=2)
     encoder: Literal["mlp", "conv"] = "mlp"

@@ -8,6 +8,7 @@ with token authentication and bounded object stores. For trying multi-node behav
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import socket
@@ -15,6 +16,8 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+import psutil
 
 from mmray.errors import MmrayError
 from mmray.orchestration.sweep import TRIAL_DRIVER
@@ -62,7 +65,9 @@ class LocalCluster:
 
     def start(self) -> LocalCluster:
         memory = ["--object-store-memory", str(self.object_store_bytes), "--disable-usage-stats"]
-        self._ray("start", "--head", f"--port={self.port}", f"--num-cpus={self.cpus_per_node}",
+        head = Path(self._temp.name) / "node-0"
+        head.mkdir()
+        self._ray("start", "--head", f"--port={self.port}", f"--num-cpus={self.cpus_per_node}", f"--temp-dir={head}",
                   f'--resources={{"{TRIAL_DRIVER}": 1}}', "--include-dashboard=true",
                   "--dashboard-host=127.0.0.1", f"--dashboard-port={self.dashboard_port}", *memory)
         for index in range(1, self.nodes):
@@ -75,7 +80,22 @@ class LocalCluster:
         return self
 
     def stop(self) -> None:
-        subprocess.run([RAY, "stop", "--force"], env=self.env, capture_output=True, timeout=120)
+        """Kill this cluster's processes only: `ray stop` would kill every Ray instance on the machine (another
+        sweep's, a test's). Each node was started with a temp dir under ours, which its processes' command
+        lines name, and the workers they spawn carry the head's GCS address."""
+        marks = (self._temp.name, f"127.0.0.1:{self.port}")
+        for _ in range(3):  # processes may still be spawning workers on the first pass
+            ours = []
+            for process in psutil.process_iter(["cmdline"]):
+                command = " ".join(process.info["cmdline"] or ())
+                if process.pid != os.getpid() and any(mark in command for mark in marks):
+                    ours.append(process)
+            if not ours:
+                break
+            for process in ours:
+                with contextlib.suppress(psutil.Error):
+                    process.kill()
+            psutil.wait_procs(ours, timeout=10)
         self._temp.cleanup()
 
     def __enter__(self) -> LocalCluster:

@@ -36,6 +36,15 @@ class ResultsRecorder(Callback):
         self._epoch_rows: dict[str, list[dict]] = {}
         self._facts: dict[str, dict[str, str]] = {}  # trial -> schema.TRIAL_FACTS it reported
 
+    def __getstate__(self) -> dict:
+        # Tune pickles its callbacks into the experiment state; a log function need not survive that (and
+        # `print` cannot be pickled once Ray has wrapped it)
+        return {**self.__dict__, "log": None}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.log = self.log or print
+
     def _running_file(self, trial_id: str) -> Path:
         return self.results_dir / RUNNING_DIR / f"{trial_id}.parquet"
 
