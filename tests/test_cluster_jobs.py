@@ -38,6 +38,17 @@ def cluster(tmp_path_factory):
 
 
 def _submit(cluster, env, results: Path, cache: Path, timeout: float = 600) -> subprocess.CompletedProcess:
+    # The head's job agent registers a few seconds after `ray start` returns; until then a submission is
+    # refused with "No available agent" (nothing ran): try again, as a user would.
+    for _ in range(12):
+        done = _submit_once(cluster, env, results, cache, timeout)
+        if "No available agent" not in done.stdout + done.stderr:
+            return done
+        time.sleep(5)
+    return done
+
+
+def _submit_once(cluster, env, results: Path, cache: Path, timeout: float) -> subprocess.CompletedProcess:
     return _run([
         RAY, "job", "submit", "--address", cluster["jobs"], "--working-dir", str(REPO),
         "--runtime-env-json", '{"excludes": [".venv", "results", "build", ".git"]}', "--",

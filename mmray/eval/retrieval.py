@@ -3,8 +3,9 @@
 Two notions of a hit: the same label (`retrieval_scores`), or the query's own partner, row i of the gallery
 for query row i (`pair_retrieval_scores`, where AP is the reciprocal rank of the partner).
 
-A relevant item's rank is the number of gallery items at least as similar as it (itself included), so a tie
-counts against the query: collapsed embeddings, where every similarity is equal, score near zero, not one.
+A relevant item's rank is one plus the number of irrelevant gallery items at least as similar as it, so a tie
+with an irrelevant item counts against the query (collapsed embeddings, where every similarity is equal, score
+near zero, not one), while ties among relevant items (one recording paired with several images) do not.
 Ranks come from sorting similarity values (float32) and one binary search per chunk, not from an argsort and
 a gather over the gallery: half the CPU time on 10k x 10k, and `max_queries` caps it further
 (`benchmarks/eval_suite_cost.py`).
@@ -28,6 +29,15 @@ def _normalised(queries: np.ndarray, gallery: np.ndarray, rows: np.ndarray) -> t
     """Unit rows in float32: half the memory traffic of float64, and plenty for ranking cosines."""
     return (l2_normalize(np.asarray(queries, dtype=np.float64)[rows]).astype(np.float32),
             l2_normalize(np.asarray(gallery, dtype=np.float64)).astype(np.float32))
+
+
+def _relevant_at_least(sorted_sims: np.ndarray) -> np.ndarray:
+    """For rows sorted ascending: how many entries of the row are >= each entry (ties counted in full)."""
+    columns = np.arange(sorted_sims.shape[1])
+    starts = np.ones(sorted_sims.shape, dtype=bool)
+    starts[:, 1:] = sorted_sims[:, 1:] != sorted_sims[:, :-1]
+    first_of_value = np.maximum.accumulate(np.where(starts, columns, 0), axis=1)
+    return sorted_sims.shape[1] - first_of_value
 
 
 def _scores(best_rank: np.ndarray, average_precision: np.ndarray, ks) -> dict[str, float]:
@@ -61,10 +71,13 @@ def retrieval_scores(queries: np.ndarray, gallery: np.ndarray, query_labels: np.
         shift = 4.0 * np.arange(len(similarity))[:, None]
         flat = (similarity + shift).ravel()
         for (members, _), sims in zip(groups, relevant_sims):
-            ranks = (members[:, None] + 1) * len(g) - np.searchsorted(flat, sims + shift[members], side="left")
-            best_rank[start + members] = ranks[:, -1]
-            found = np.arange(ranks.shape[1], 0, -1)  # relevant items at least as similar, this one included
-            average_precision[start + members] = (found / ranks).mean(axis=1)
+            # gallery items at least as similar as each relevant one, of which the irrelevant ones are what
+            # push it down: relevant ties (the same recording paired with several images) must not
+            at_least = (members[:, None] + 1) * len(g) - np.searchsorted(flat, sims + shift[members], side="left")
+            irrelevant = at_least - _relevant_at_least(sims)
+            best_rank[start + members] = irrelevant[:, -1] + 1
+            found = np.arange(sims.shape[1], 0, -1)  # relevant items ranked at or above this one
+            average_precision[start + members] = (found / (found + irrelevant)).mean(axis=1)
     return _scores(best_rank, average_precision, ks)
 
 
