@@ -7,8 +7,10 @@ import json
 import os
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
+import pyarrow as pa
 import ray.train
 import ray.train.torch
 import torch
@@ -24,12 +26,22 @@ CHECKPOINT_FILE = "state.pt"
 CRASH_ENV = "MMRAY_CRASH_AT_EPOCH"
 
 
+def _column_tensor(column) -> torch.Tensor:
+    """An Arrow column as a flat tensor: a FixedSizeList's values buffer is viewed, not walked row by row."""
+    column = column.combine_chunks()
+    if pa.types.is_fixed_size_list(column.type):
+        column = column.flatten()
+    with warnings.catch_warnings():  # Arrow memory is read-only; batches are only read
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.from_numpy(column.to_numpy(zero_copy_only=False))
+
+
 def shard_batches(dataset, batch_size: int, modalities, shuffle_buffer: int = 0, drop_last: bool = False):
-    for columns in dataset.iter_torch_batches(
-        batch_size=batch_size, drop_last=drop_last,
-        local_shuffle_buffer_size=shuffle_buffer or None,
-    ):
-        yield to_batch(columns, modalities)
+    # Arrow batches converted here are 1.5x (2.4x with the shuffle buffer) faster than iter_torch_batches,
+    # which turns each FixedSizeList row into its own numpy array before stacking (benchmarks/perf, ingest).
+    for table in dataset.iter_batches(batch_size=batch_size, batch_format="pyarrow", drop_last=drop_last,
+                                      local_shuffle_buffer_size=shuffle_buffer or None):
+        yield to_batch({name: _column_tensor(table.column(name)) for name in table.column_names}, modalities)
 
 
 def _timing_first(batches, timings: dict, started_at: float):
