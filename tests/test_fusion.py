@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -13,6 +12,7 @@ from mmray.data import prepare
 from mmray.data.shards import read_split
 from mmray.data.spec import ModalitySpec
 from mmray.eval.probes import fit_probe, probe_accuracy
+from mmray.local import tensor_batches
 from mmray.methods.encoders import ConvEncoder, LSTMEncoder, ResNetEncoder, build_encoder
 from mmray.methods.fusion import FusionParams, modality_keep_mask
 from mmray.results import schema
@@ -155,12 +155,11 @@ def avmnist_small(mirror, tmp_path_factory):
     return prepared, read_split(prepared, "train"), read_split(prepared, "test")
 
 
-def _batches(arrays, size, without=None, rng=None):
-    order = rng.permutation(len(arrays)) if rng is not None else np.arange(len(arrays))
-    for start in range(0, len(order) - size + 1 if rng is not None else len(order), size):
-        index = order[start:start + size]
-        batch = {k: torch.from_numpy(v[index]) for k, v in arrays.modalities.items() if k != without}
-        yield {**batch, "label": torch.from_numpy(arrays.labels[index])}
+def _batches(prepared, arrays, size, without=None, generator=None):
+    """mmray.local.tensor_batches, shuffled (full batches only) when a generator is given, `without` left out."""
+    kept = [m for m in prepared.modalities if m.name != without]
+    return tensor_batches(arrays, size, kept, shuffle=generator is not None, drop_last=generator is not None,
+                          generator=generator)
 
 
 @pytest.fixture(scope="module", params=["attention", "concat"])
@@ -171,8 +170,9 @@ def trained(request, avmnist_small):
     model = build_method("fusion", prepared.modalities, prepared.num_classes,
                          {"fusion": request.param, "encoder_width": 16, "hidden_dim": 64})
     optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3)
-    rng = np.random.default_rng(0)
-    history = [train_epoch(model, _batches(train, 64, rng=rng), optimizer, 5.0) for _ in range(3)]
+    generator = torch.Generator().manual_seed(0)
+    history = [train_epoch(model, _batches(prepared, train, 64, generator=generator), optimizer, 5.0)
+               for _ in range(3)]
     return model, history
 
 
@@ -186,12 +186,12 @@ def test_loss_falls_on_real_avmnist(trained):
 @pytest.mark.mirror
 def test_fused_probe_is_far_above_chance_even_with_a_modality_missing(trained, avmnist_small):
     model, _ = trained
-    _, train, test = avmnist_small
-    fused_train, train_labels = embed_all(model, _batches(train, 256))
+    prepared, train, test = avmnist_small
+    fused_train, train_labels = embed_all(model, _batches(prepared, train, 256))
     probe = fit_probe(fused_train["fused"], train_labels)
     accuracy = {}
     for without in (None, "audio", "image"):
-        embedded, labels = embed_all(model, _batches(test, 256, without=without))
+        embedded, labels = embed_all(model, _batches(prepared, test, 256, without=without))
         assert "fused" in embedded and (without is None or without not in embedded)
         accuracy[without] = probe_accuracy(probe, embedded["fused"], labels)
     # ten digits: chance is 0.1. Three short epochs on 1,500 pairs: complete pairs 0.75 and image alone 0.40
