@@ -10,37 +10,17 @@ from __future__ import annotations
 import functools
 import os
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 
-import numpy as np
 import torch
 
+from mmray.batching import tensor_batches
 from mmray.data.shards import PreparedData, read_split
-from mmray.data.spec import SplitArrays
 from mmray.data.text import load_tokenizer
-from mmray.methods.base import Batch, Method
-from mmray.model_eval import Evaluation
+from mmray.methods.base import Method
+from mmray.model_eval import Evaluation, load_eval_sets
 from mmray.results.artifacts import write_artifacts
 from mmray.training import TrainParams, build_method, seed_everything, train_epoch
-
-EVAL_BATCH = 512  # the worker streams evaluation sets in batches of this size too
-
-
-def tensor_batches(arrays: SplitArrays, batch_size: int, modalities, *, shuffle: bool = False,
-                   drop_last: bool = False, generator: torch.Generator | None = None) -> Iterator[Batch]:
-    """Batches of an in-memory split, shaped and typed like the batches a Ray worker builds from shards."""
-    # Arrow-backed arrays are read-only; torch wants writable memory (one copy, once per split).
-    tensors = {m.name: torch.from_numpy(np.require(arrays.modalities[m.name], requirements="W"))
-               for m in modalities}
-    labels = torch.from_numpy(arrays.labels.astype("int64"))
-    order = torch.randperm(len(labels), generator=generator) if shuffle else torch.arange(len(labels))
-    stop = len(labels) - (len(labels) % batch_size if drop_last else 0)
-    for start in range(0, stop, batch_size):
-        index = order[start:start + batch_size]
-        batch = {m.name: tensors[m.name][index].to(torch.long if m.kind == "text" else torch.float32)
-                 for m in modalities}
-        batch["label"] = labels[index]
-        yield batch
 
 
 def fit_local(method: str | Method, prepared: PreparedData, *, method_params: Mapping | None = None,
@@ -58,10 +38,7 @@ def fit_local(method: str | Method, prepared: PreparedData, *, method_params: Ma
     modalities = prepared.modalities
     names = tuple(m.name for m in modalities)
     train_split = read_split(prepared, "train")
-    eval_sets = {"probe": list(tensor_batches(train_split.head(params.probe_examples), EVAL_BATCH, modalities))}
-    for split in ("val", "test"):
-        eval_sets[split] = list(tensor_batches(read_split(prepared, split, params.eval_examples), EVAL_BATCH,
-                                               modalities))
+    eval_sets = load_eval_sets(prepared, params)
     tokenizer = functools.cache(lambda modality: load_tokenizer(prepared, modality))
     model = method if isinstance(method, Method) else build_method(method, modalities, prepared.num_classes,
                                                                    method_params)

@@ -12,16 +12,28 @@ import numpy as np
 import pandas as pd
 import torch
 
+from mmray.batching import tensor_batches
+from mmray.data.shards import PreparedData, read_split
 from mmray.eval import SplitExtras, evaluate_splits
 from mmray.eval.suite import GENERATION_EXAMPLES, ROBUSTNESS_EXAMPLES
 from mmray.eval.tsne import tsne_table
 from mmray.methods.base import Batch, Method
 from mmray.results import schema
 from mmray.results.artifacts import generation_table, reconstruction_table, rotation_table
-from mmray.training import embed_all, embed_missing
+from mmray.training import TrainParams, embed_all, embed_missing
 
 EVAL_SPLITS = ("val", "test")
+EVAL_BATCH = 512
 Tokenizers = Callable[[str], object]  # text modality name -> its tokenizer (decode ids to text)
+
+
+def load_eval_sets(prepared: PreparedData, params: TrainParams) -> dict[str, list[Batch]]:
+    """The fixed batches every epoch is scored on: the probe-fitting rows (the first `probe_examples` of the
+    training split) and the val and test splits (capped at `eval_examples`). Small, read once per trial."""
+    limits = {"probe": ("train", params.probe_examples), "val": ("val", params.eval_examples),
+              "test": ("test", params.eval_examples)}
+    return {name: list(tensor_batches(read_split(prepared, split, limit), EVAL_BATCH, prepared.modalities))
+            for name, (split, limit) in limits.items()}
 
 
 def first_rows(batches: Sequence[Batch], n: int) -> list[Batch]:

@@ -39,7 +39,7 @@ FULL = {
                  "benchmark_params": {"max_train": 12000, "max_eval": 2000, "n_val_images": 2000},
                  "train": {"epochs": 3, "batch_size": 128, "probe_examples": 4000}, "torch_threads": CORES},
     "ingest": {"benchmark": "avmnist", "benchmark_params": {}, "epochs": 2, "batch_size": 128,
-               "shuffle_buffer": 4096},
+               "shuffle_buffer": 4096, "cache_mib": 2048},
     "search": {"space": SPACE, "epochs": 6, "random_trials": 64, "smart_trials": 64, "seeds": [0, 1, 2],
                "benchmark_params": {"n_train": 800, "n_val": 400, "n_test": 100, "image_size": 16, "n_mels": 16,
                                     "frames": 16}},

@@ -7,18 +7,18 @@ inside this function, and TuneReportCallback forwards each epoch's report to Tun
 from __future__ import annotations
 
 import time
+import warnings
 from pathlib import Path
 
 import ray
 import ray.data
 from ray import tune
-from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
+from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 from ray.tune.integration.ray_train import TuneReportCallback
 
 from mmray.data import prepare
 from mmray.orchestration.worker import train_loop_per_worker
-from mmray.training import TrainParams
 
 
 def use_read_path_v1() -> None:
@@ -28,13 +28,21 @@ def use_read_path_v1() -> None:
     ray.data.DataContext.get_current().use_datasource_v2 = False
 
 
-def read_dataset(prepared, split: str, limit: int | None = None):
-    columns = ["label", *(m.name for m in prepared.modalities)]  # the string `split` column can't be a tensor
+def read_dataset(prepared, split: str, seed: int):
+    """A split's shards in a seeded random file order. Shuffling files at read time streams; randomising the
+    block order afterwards is an all-to-all step that holds back the first batch until every file is read."""
+    columns = ["label", *(m.name for m in prepared.modalities)]
     # Reading shards is I/O-bound: a quarter CPU per read task lets reads run beside Train workers that hold
-    # fractional CPUs on every node (a whole-CPU read could then never be scheduled).
-    dataset = ray.data.read_parquet(prepared.split_files(split), columns=columns,
-                                    ray_remote_args={"num_cpus": 0.25})
-    return dataset.limit(limit) if limit is not None else dataset
+    # fractional CPUs on every node (a whole-CPU read could then never be scheduled). Passed as ray_remote_args
+    # despite its deprecation warning: the named `num_cpus` argument makes the second trial of a sweep wait
+    # for read resources forever (Ray 2.60; found by tests/test_sweep_ray.py).
+    # One block per shard file: Ray Data's default of ~200 blocks cut each 8,192-row file into 29 pieces and
+    # streamed at a third of the rows/s (benchmarks/perf, ingest).
+    files = prepared.split_files(split)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*ray_remote_args.*deprecated")
+        return ray.data.read_parquet(files, columns=columns, ray_remote_args={"num_cpus": 0.25},
+                                     override_num_blocks=len(files), shuffle=ray.data.FileShuffleConfig(seed=seed))
 
 
 def run_trial(config: dict) -> None:
@@ -42,17 +50,13 @@ def run_trial(config: dict) -> None:
     started_at = time.time()  # the worker reports how long its first batch took from here
     prepared = prepare(config["benchmark"], config["benchmark_params"], mirror=config["mirror"],
                        cache_dir=config["cache_dir"], log=lambda *_: None)
-    params = TrainParams.model_validate(config["train"])
     resources = config["resources"]
     trial_id = tune.get_context().get_trial_id()
     use_read_path_v1()
     run_dir = Path(config["results_dir"]) / "train" / trial_id
-    datasets = {
-        "train": read_dataset(prepared, "train").randomize_block_order(seed=config["seed"]),
-        "probe": read_dataset(prepared, "train", params.probe_examples),
-        "val": read_dataset(prepared, "val", params.eval_examples),
-        "test": read_dataset(prepared, "test", params.eval_examples),
-    }
+    # Only the training split streams through Ray Data, split across workers; rank 0 reads the small, fixed
+    # evaluation sets itself (mmray.model_eval.load_eval_sets).
+    datasets = {"train": read_dataset(prepared, "train", config["seed"])}
     worker_config = {
         **config,
         "data_dir": str(prepared.path),
@@ -70,8 +74,6 @@ def run_trial(config: dict) -> None:
             placement_strategy=resources["placement_strategy"],
         ),
         datasets=datasets,
-        # Only the training data is split across workers; rank 0 evaluates on the whole val/test sets.
-        dataset_config=DataConfig(datasets_to_split=["train"]),
         run_config=RunConfig(
             name=trial_id,
             storage_path=str(run_dir.parent),

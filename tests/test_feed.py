@@ -1,0 +1,77 @@
+"""TrainFeed: the first epoch streams the shard through Ray Data, later epochs come from the worker's memory."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+import ray
+import torch
+
+from mmray.data import prepare
+from mmray.data.shards import ROWS_PER_SHARD, read_split
+from mmray.orchestration.feed import TrainFeed
+from mmray.orchestration.trial import read_dataset, use_read_path_v1
+
+ROWS, BATCH = 3000, 64  # 3,000 rows: one shard file, so file order alone would not shuffle anything
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    assert ROWS < ROWS_PER_SHARD
+    prepared = prepare("synthetic-av", {"n_train": ROWS, "n_val": 50, "n_test": 50},
+                       cache_dir=tmp_path_factory.mktemp("cache"), log=lambda *_: None)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level=logging.WARNING,
+             log_to_driver=False)
+    use_read_path_v1()
+    try:
+        yield prepared, read_dataset(prepared, "train", seed=0)
+    finally:
+        ray.shutdown()
+
+
+def rows_seen(batches) -> np.ndarray:
+    """Each row of the epoch as the bytes of its image: rows of synthetic-av are all distinct."""
+    return np.array([row.numpy().tobytes() for batch in batches for row in batch["image"]])
+
+
+def file_order(prepared) -> np.ndarray:
+    arrays = read_split(prepared, "train")
+    return np.array([row.astype(np.float32).tobytes() for row in arrays.modalities["image"]])
+
+
+def test_first_epoch_streams_every_full_batch_once_shuffled_then_serves_from_memory(dataset):
+    prepared, shard = dataset
+    feed = TrainFeed(shard, prepared.modalities, BATCH, window=1024, cache_bytes=2**30, seed=0)
+    first = rows_seen(feed.epoch())
+    assert feed.kept is not None and len(feed.kept["label"]) == ROWS
+    second = rows_seen(feed.epoch())
+    expected = file_order(prepared)
+    full = ROWS // BATCH * BATCH  # the last window's rows over a whole batch are dropped (drop_last)
+    assert len(first) == len(second) == full
+    assert len(set(first)) == len(set(second)) == full and set(first) <= set(expected)
+    # shuffled within windows while streaming, so rows stay near their file position; fully shuffled later
+    assert not np.array_equal(first, expected[:full])
+    position = {row: i for i, row in enumerate(expected)}
+    assert max(abs(position[row] - i) for i, row in enumerate(first)) < 1024
+    assert max(abs(position[row] - i) for i, row in enumerate(second)) > 1024
+    labels = torch.cat([batch["label"] for batch in feed.epoch()])
+    assert labels.dtype == torch.int64 and len(labels) == full
+
+
+def test_a_shard_over_the_cache_limit_streams_every_epoch(dataset):
+    prepared, shard = dataset
+    feed = TrainFeed(shard, prepared.modalities, BATCH, window=1024, cache_bytes=1024, seed=0)
+    first = rows_seen(feed.epoch())
+    assert feed.kept is None
+    second = rows_seen(feed.epoch())  # streamed again, each window shuffled anew
+    assert len(second) == len(set(second)) == len(first) and set(second) <= set(file_order(prepared))
+    assert not np.array_equal(first, second)
+
+
+def test_window_zero_streams_in_file_order(dataset):
+    prepared, shard = dataset
+    feed = TrainFeed(shard, prepared.modalities, BATCH, window=0, cache_bytes=0, seed=0)
+    full = ROWS // BATCH * BATCH
+    assert np.array_equal(rows_seen(feed.epoch()), file_order(prepared)[:full])
