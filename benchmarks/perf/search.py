@@ -58,10 +58,11 @@ def train_table(args: dict) -> dict:
     import threadpoolctl
     import torch
 
+    import mmray.eval.probes  # noqa: F401  (loads scikit-learn's BLAS and OpenMP before they are limited)
     from mmray.data import prepare
     from mmray.data.shards import read_split
 
-    # Two of these processes share two cores: one thread each, for torch and for the probe's BLAS alike.
+    # One process per core: one thread each, for torch and for the probe's BLAS alike.
     torch.set_num_threads(1)
     threadpoolctl.threadpool_limits(1)
     prepared = prepare("synthetic-av", args["benchmark_params"], log=lambda *_: None)
