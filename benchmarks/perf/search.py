@@ -21,8 +21,8 @@ contrastive weight spread each configuration's best accuracy from 0.2 to 0.68, s
 in the top few percent of the grid, a region that really is better: retrained once with another training
 seed, the top eight reached 0.61 to 0.69 again, the 20th and 21st 0.55 and 0.60, the 60th and 61st 0.49.
 Within that region the order moves by a few points with the training seed; the table freezes one draw of it
-for both searchers alike. 2,000 validation pairs keep the standard error of one score near 1 point, and 12 epochs give
-early stopping room (ASHA's rungs fall at epochs 1, 3 and 9).
+for both searchers alike. 2,000 validation pairs keep the standard error of one score near 1 point, and 12
+epochs give early stopping room (ASHA's rungs fall at epochs 1, 3 and 9).
 
 Budget rule, per seed: random search runs `random_trials` trials of `epochs` epochs; the target is the best
 score any of its epochs reached, and its cost is the epochs spent up to the first report of that score. TPE +
