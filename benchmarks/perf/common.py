@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -88,15 +89,17 @@ class MemorySampler:
         self._thread.join()
 
 
-def run_child(mode: str, args: dict, env: dict | None = None, timeout: float = 1800) -> dict:
+def run_child(mode: str, args: dict, env: dict | None = None, timeout: float = 1800, core: int | None = None
+              ) -> dict:
     """Run `child.py MODE ARGS` in a fresh interpreter (so Ray, threads and memory start clean) and return
-    its result dict, with the child's wall seconds and peak PSS added."""
+    its result dict, with the child's wall seconds and peak PSS added. `core`: run the child on that core only."""
     command = [sys.executable, str(HERE / "child.py"), mode, json.dumps(args)]
     started = time.perf_counter()
     # Ray workers unpickle functions defined here by module name: they need this folder on their path too.
     path = os.pathsep.join(p for p in (str(HERE), os.environ.get("PYTHONPATH")) if p)
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env={**os.environ, **(env or {}), "PYTHONPATH": path})
+                               env={**os.environ, **(env or {}), "PYTHONPATH": path},
+                               preexec_fn=None if core is None else functools.partial(os.sched_setaffinity, 0, {core}))
     with MemorySampler(process.pid) as memory:
         out, err = process.communicate(timeout=timeout)
     wall = time.perf_counter() - started

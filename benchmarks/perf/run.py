@@ -8,10 +8,12 @@ Figures:
   overhead   the same pavlov training on avmnist as a plain PyTorch loop over in-memory tensors vs one mmray
              trial (Ray Data -> TorchTrainer -> Tune); goal <= 1.10x; plus trial start -> first batch latency
   ingest     samples/s of an epoch streamed from the Parquet shards through Ray Data into a Train worker vs a
-             torch DataLoader over in-memory tensors; goal >= 0.9x
+             torch DataLoader over in-memory tensors; goal >= 0.9x. Also reported: the later epochs of a trial,
+             which a worker serves from the rows it kept while streaming the first (mmray/orchestration/feed.py)
   search     epochs Optuna TPE + ASHA needs to reach the best score random search (no early stopping) finds
              with 64 trials, on a tabular objective (see search.py); goal >= 3x fewer, mean over 10 seeds
-  scaling    trials per hour on one 1-CPU node vs a local two-node cluster of 1-CPU nodes; goal >= 1.8x
+  scaling    trials per hour on one 1-CPU node vs a local two-node cluster of 1-CPU nodes, each node pinned to a
+             core of its own; goal >= 1.8x
   memory     peak PSS of the one-trial sweep (all Ray processes) vs the plain loop (no goal: reported)
 """
 
@@ -56,7 +58,7 @@ QUICK = {
                                       "frames": 16},
                  "train": {"epochs": 2, "batch_size": 64, "probe_examples": 200}},
     "ingest": {**FULL["ingest"], "benchmark": "synthetic-av", "benchmark_params": {"n_train": 2000},
-               "epochs": 1},
+               "epochs": 2},
     "search": {**FULL["search"], "space": {**SPACE, "latent_dim": [8], "temperature": [0.5], "lr": [1e-3]},
                "epochs": 2, "random_trials": 4, "seeds": [0], "train": {"batch_size": 64, "probe_examples": 200},
                "benchmark_params": {**FULL["search"]["benchmark_params"], "n_train": 200, "n_val": 100}},
@@ -88,12 +90,15 @@ def overhead(cfg: dict, mirror: str | None) -> dict:
 
 def ingest(cfg: dict, mirror: str | None) -> dict:
     args = {**cfg, "mirror": mirror}
-    torch_rates = run_child("ingest_torch", args)
+    torch_rates = run_child("ingest_torch", args)["samples_per_second"]
     ray_rates = run_child("ingest_ray", args)
-    best_ray, best_torch = max(ray_rates["samples_per_second"]), max(torch_rates["samples_per_second"])
-    return {"rows": ray_rates["rows"], "ray_data_samples_per_second": ray_rates["samples_per_second"],
-            "dataloader_samples_per_second": torch_rates["samples_per_second"],
-            "ratio": best_ray / best_torch, "goal": ">= 0.9", "met": best_ray / best_torch >= 0.9}
+    streamed, kept = ray_rates["samples_per_second"]["streamed"], ray_rates["samples_per_second"]["kept"]
+    best_torch = max(torch_rates)
+    ratio = max(streamed) / best_torch
+    return {"rows": ray_rates["rows"], "streamed_samples_per_second": streamed,
+            "kept_samples_per_second": kept, "dataloader_samples_per_second": torch_rates,
+            "ratio": ratio, "kept_ratio": max(kept[1:] or kept) / best_torch, "goal": ">= 0.9",
+            "met": ratio >= 0.9}
 
 
 def search(cfg: dict) -> dict:
@@ -126,11 +131,14 @@ def _search_table(cfg: dict) -> tuple[dict, float, float]:
 def scaling(cfg: dict, mirror: str | None) -> dict:
     from mmray.orchestration.local_cluster import LocalCluster
 
+    # Each node runs on a core of its own, and the sweep driver on the head's: a "1-CPU node" then really has
+    # one core, instead of borrowing the idle second core for its Ray daemons and trial start-up.
+    head_core = min(os.sched_getaffinity(0))
     out = {}
     for nodes in (1, 2):
-        with LocalCluster(nodes=nodes, cpus_per_node=1) as cluster:
+        with LocalCluster(nodes=nodes, cpus_per_node=1, pin_cores=True) as cluster:
             result = run_child("sweep", {**cfg, "mirror": mirror, "address": cluster.address,
-                                         "concurrent": nodes}, env=cluster.env)
+                                         "concurrent": nodes}, env=cluster.env, core=head_core)
         out[f"{nodes}_node"] = {"trials": result["trials"], "completed": result["completed"],
                                 "sweep_seconds": result["sweep_seconds"], "nodes_used": len(result["nodes"]),
                                 "trials_per_hour": 3600 * result["completed"] / result["sweep_seconds"]}
@@ -158,9 +166,12 @@ def write(results: dict, out_dir: Path) -> None:
                      f" MiB plain loop | {mem['ratio']:.2f}x | reported | - |")
     if "ingest" in s:
         i = s["ingest"]
-        lines.append(f"| ingest, samples/s ({i['rows']} rows) | {max(i['ray_data_samples_per_second']):,.0f} "
-                     f"| {max(i['dataloader_samples_per_second']):,.0f} DataLoader | {i['ratio']:.2f}x "
-                     f"| {i['goal']} | {'yes' if i['met'] else 'no'} |")
+        lines.append(f"| ingest, samples/s, an epoch streamed from Parquet ({i['rows']} rows) "
+                     f"| {max(i['streamed_samples_per_second']):,.0f} | {max(i['dataloader_samples_per_second']):,.0f}"
+                     f" DataLoader | {i['ratio']:.2f}x | {i['goal']} | {'yes' if i['met'] else 'no'} |")
+        lines.append(f"| ingest, samples/s, later epochs of a trial (rows kept in the worker) "
+                     f"| {max(i['kept_samples_per_second'][1:] or i['kept_samples_per_second']):,.0f} "
+                     f"| {max(i['dataloader_samples_per_second']):,.0f} DataLoader | {i['kept_ratio']:.2f}x | - | - |")
     if "search" in s:
         r = s["search"]
         lines.append(f"| epochs to random search's best ({len(r['per_seed'])} seeds: mean; geometric mean "

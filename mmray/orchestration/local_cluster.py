@@ -9,6 +9,7 @@ with token authentication and bounded object stores. For trying multi-node behav
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import secrets
 import socket
@@ -36,8 +37,13 @@ def _free_port() -> int:
 class LocalCluster:
     """Start on enter, `ray stop --force` on exit (also when the body fails)."""
 
-    def __init__(self, nodes: int = 2, cpus_per_node: float = 1, object_store_bytes: int = OBJECT_STORE_BYTES):
+    def __init__(self, nodes: int = 2, cpus_per_node: float = 1, object_store_bytes: int = OBJECT_STORE_BYTES,
+                 pin_cores: bool = False):
+        """`pin_cores`: node i's processes run on core i only (modulo the cores there are), as on separate
+        machines; otherwise every node's processes share all cores, so a node's Ray daemons and idle
+        workers use cores its `cpus_per_node` does not count (which flatters a one-node baseline)."""
         self.nodes, self.cpus_per_node, self.object_store_bytes = nodes, cpus_per_node, object_store_bytes
+        self.pin_cores = pin_cores
         self.token = secrets.token_hex(32)
         # Without inherited RAY_* settings, but with this interpreter's bin first on PATH: jobs run `python`
         # with mmray's dependencies, as for a user with the project's virtualenv active.
@@ -57,8 +63,13 @@ class LocalCluster:
     def jobs_url(self) -> str:
         return f"http://127.0.0.1:{self.dashboard_port}"
 
-    def _ray(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-        done = subprocess.run([RAY, *args], env=self.env, capture_output=True, text=True, timeout=timeout)
+    def _ray(self, *args: str, node: int | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+        pin = None
+        if self.pin_cores and node is not None:
+            core = sorted(os.sched_getaffinity(0))[node % len(os.sched_getaffinity(0))]
+            pin = functools.partial(os.sched_setaffinity, 0, {core})  # inherited by every process the node starts
+        done = subprocess.run([RAY, *args], env=self.env, capture_output=True, text=True, timeout=timeout,
+                              preexec_fn=pin)
         if done.returncode != 0:
             raise MmrayError(f"`ray {' '.join(args)}` exited {done.returncode}: {done.stderr.strip()[-2000:]}")
         return done
@@ -69,14 +80,14 @@ class LocalCluster:
         head.mkdir()
         self._ray("start", "--head", f"--port={self.port}", f"--num-cpus={self.cpus_per_node}", f"--temp-dir={head}",
                   f'--resources={{"{TRIAL_DRIVER}": 1}}', "--include-dashboard=true",
-                  "--dashboard-host=127.0.0.1", f"--dashboard-port={self.dashboard_port}", *memory)
+                  "--dashboard-host=127.0.0.1", f"--dashboard-port={self.dashboard_port}", *memory, node=0)
         for index in range(1, self.nodes):
             # Each extra node needs its own temp dir: nodes sharing one unpack a job's working dir into the same
             # folder, and a second unpacking pulls it from under the running job driver.
             temp = Path(self._temp.name) / f"node-{index}"
             temp.mkdir()
             self._ray("start", f"--address={self.address}", f"--num-cpus={self.cpus_per_node}",
-                      f"--temp-dir={temp}", *memory)
+                      f"--temp-dir={temp}", *memory, node=index)
         return self
 
     def stop(self) -> None:

@@ -44,6 +44,9 @@ def ensure_ray(address: str | None = None, verbose: bool = False) -> None:
         # group of a trial stopped by ASHA keeps its CPUs reserved and the next trial's Ray Data reads hang.
         # It listens on 127.0.0.1 only. address="local": always a new instance, never a `ray start` cluster
         # that happens to run on this machine (plain ray.init() would join that one).
+        # Train's preemption watcher (one actor per trial, polling for node drains) has nothing to watch on one
+        # machine; not starting it saves every trial a process start-up. Workers inherit this environment.
+        os.environ.setdefault("RAY_TRAIN_ENABLE_PREEMPTION_WATCHER", "0")
         ray.init(address="local", num_cpus=os.cpu_count(), resources={TRIAL_DRIVER: 1}, include_dashboard=True,
                  dashboard_host="127.0.0.1", **quiet)
 
