@@ -12,10 +12,11 @@ from typing import Any
 from mmray.config import SweepSpec, load_spec
 from mmray.data import PreparedData, load_prepared, prepare, verify_prepared
 from mmray.data.prepare import resolve_params, shard_dir
-from mmray.errors import DataError
+from mmray.errors import DataError, MmrayError
 from mmray.report import build_report
 from mmray.results import load as load_results
-from mmray.results.summary import HEADLINE_METRICS, format_table, leaderboard
+from mmray.results import schema
+from mmray.results.summary import HEADLINE_METRICS, format_table, leaderboard, score_column
 
 
 def run_sweep(
@@ -43,6 +44,7 @@ def run_sweep(
     out = run_on_ray(spec, mirror=mirror, cache_dir=cache_dir, results_dir=results_dir, resume=resume,
                      overwrite=overwrite, address=address, verbose=verbose, log=log)
     results = load_results(out)
+    _require_a_scored_trial(results.trials, spec.search.metric, out)
     board = leaderboard(results.trials, spec.search.metric, spec.search.mode,
                         columns=tuple(c for c in HEADLINE_METRICS if c != spec.search.metric))
     log(f"\n[mmray] leaderboard ({spec.search.metric}, best trial per benchmark and method)\n"
@@ -57,6 +59,17 @@ def run_sweep(
             "results attached to the summary run")
     log(f"[mmray] results: {out}")
     return out
+
+
+def _require_a_scored_trial(trials, metric: str, out: Path) -> None:
+    """No leaderboard without a single scored epoch: say which trials failed and why, in one message."""
+    score = score_column(metric)
+    if score in trials.columns and trials[score].notna().any():
+        return
+    failed = trials[trials[schema.STATUS] == schema.STATUS_FAILED]
+    first = failed[schema.ERROR].dropna().iloc[0].strip().splitlines()[-1] if len(failed) else "no error recorded"
+    raise MmrayError(f"no trial reported {metric} ({len(failed)} of {len(trials)} failed; first error: {first}); "
+                     f"the tables in {out} hold every trial's error, fix the cause and rerun with --overwrite")
 
 
 def data_info(benchmark: str, params: dict | None = None, cache_dir=None) -> PreparedData:

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from mmray import api
+from mmray.errors import MmrayError
 from mmray.results import schema
 from mmray.results.artifacts import load_artifacts
 
@@ -125,6 +126,23 @@ def test_existing_results_are_not_overwritten_silently(synthetic_sweep):
 
 
 @pytest.mark.mirror
+def test_a_sweep_whose_every_trial_fails_says_which_error(tmp_path, ray_session):
+    spec = _spec(tmp_path, f"""
+name: broken
+benchmarks:
+  - name: synthetic-av
+    params: {TINY_SYNTHETIC}
+methods: [pavlov]
+train: {{epochs: 1, batch_size: 64, probe_examples: 200}}
+method_params: {{pavlov: {{encoder_width: 8, hidden_dim: 8, latent_dim: 16}}}}
+search: {{num_samples: 1}}
+""")
+    with pytest.raises(MmrayError, match="no trial reported val/fused_acc .1 of 1 failed.*latent_dim 16 must not "
+                                         "exceed hidden_dim 8"):
+        api.run_sweep(spec, cache_dir=tmp_path / "cache", results_dir=tmp_path / "results", log=lambda *_: None)
+    assert (tmp_path / "results" / schema.TRIALS_FILE).exists()  # the failed trial is recorded all the same
+
+
 def test_pavlov_learns_real_avmnist_subset(mirror, tmp_path, ray_session):
     spec = _spec(tmp_path, """
 name: avmnist-small

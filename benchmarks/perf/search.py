@@ -83,8 +83,9 @@ def validation_curve(prepared, splits: dict, config: dict, train: dict) -> list[
     """`fit_local`'s training of one configuration (seed 0), with only its val/fused_acc evaluated per epoch."""
     import torch
 
+    from mmray.batching import tensor_batches
     from mmray.eval.probes import fit_probe, probe_accuracy
-    from mmray.local import EVAL_BATCH, tensor_batches
+    from mmray.model_eval import EVAL_BATCH
     from mmray.training import TrainParams, build_method, embed_all, seed_everything, train_epoch
 
     params = TrainParams.model_validate({**train, "lr": config["lr"]})
