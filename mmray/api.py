@@ -6,9 +6,9 @@ Ray is imported only inside `run_sweep`, so that listing, preparing and reportin
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
+from mmray import storage
 from mmray.config import SweepSpec, load_spec
 from mmray.data import PreparedData, load_prepared, prepare, verify_prepared
 from mmray.data.prepare import resolve_params, shard_dir
@@ -16,6 +16,7 @@ from mmray.errors import DataError
 from mmray.report import build_report
 from mmray.results import load as load_results
 from mmray.results.summary import HEADLINE_METRICS, format_table, leaderboard
+from mmray.storage import Location
 
 
 def run_sweep(
@@ -31,10 +32,11 @@ def run_sweep(
     verbose: bool = False,
     report: bool = True,
     log=print,
-) -> Path:
+) -> Location:
     """Run a whole sweep (a spec object or a YAML path), then print its leaderboard and write its report.
 
-    Returns the results folder holding trials.parquet, epochs.parquet, sweep.yaml and report.html.
+    Returns the results folder (a local Path, or the URI when the results are remote) holding
+    trials.parquet, epochs.parquet, sweep.yaml and report.html.
     """
     from mmray.orchestration.sweep import run_sweep as run_on_ray
 
@@ -63,7 +65,7 @@ def data_info(benchmark: str, params: dict | None = None, cache_dir=None) -> Pre
     """The prepared shard set for these parameters, or a DataError saying how to prepare it."""
     _, resolved = resolve_params(benchmark, params)
     path = shard_dir(benchmark, resolved, cache_dir)
-    if not path.exists():
+    if not storage.exists(path):
         raise DataError(f"{benchmark} is not prepared with these parameters (would be at {path}); "
                         f"run `mmray data prepare {benchmark}`")
     return load_prepared(path)

@@ -106,6 +106,9 @@ def _list() -> None:
 
 
 def _summary(prepared) -> str:
+    from mmray import storage
+    from mmray.data.shards import MANIFEST
+
     m = prepared.manifest
     lines = [f"benchmark  {m['benchmark']}", f"path       {prepared.path}",
              "modalities " + ", ".join(f"{s.name} ({s.kind}) {s.shape}" for s in prepared.modalities),
@@ -115,7 +118,7 @@ def _summary(prepared) -> str:
     lines.append(f"params     {json.dumps(m['params'])}")
     skipped = m.get("skipped_files", {}).get("count", 0)
     if skipped:
-        lines.append(f"skipped    {skipped} bad raw file(s), listed in {prepared.path / 'manifest.json'}")
+        lines.append(f"skipped    {skipped} bad raw file(s), listed in {storage.join(prepared.path, MANIFEST)}")
     return "\n".join(lines)
 
 
