@@ -28,9 +28,10 @@ from mmray.errors import StorageError
 
 Location = Path | str  # an absolute local Path, or a URI string
 LOCAL = pafs.LocalFileSystem()
+ENDPOINT_ENV = "AWS_ENDPOINT_URL"  # an S3-compatible server instead of AWS (pyarrow reads it)
 CREDENTIALS_HINT = ("check that the bucket exists and that this machine may use it (for S3: "
                     "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, ~/.aws or an IAM instance profile with S3 "
-                    "access on every cluster node; AWS_ENDPOINT_URL for an S3-compatible server)")
+                    f"access on every cluster node; {ENDPOINT_ENV} for an S3-compatible server)")
 
 
 def is_uri(value: str | os.PathLike) -> bool:
@@ -63,8 +64,9 @@ def name(where: Location) -> str:
 
 
 @functools.cache
-def _root_filesystem(root: str) -> tuple[pafs.FileSystem, str]:
-    # One filesystem per bucket, made once: pyarrow may ask S3 for the bucket's region when it makes one.
+def _root_filesystem(root: str, endpoint: str | None) -> tuple[pafs.FileSystem, str]:
+    # One filesystem per bucket (and endpoint, read from the environment when it is made), made once: pyarrow
+    # may ask S3 for the bucket's region when it makes one.
     return pafs.FileSystem.from_uri(root)
 
 
@@ -74,8 +76,9 @@ def resolve(where: str | os.PathLike) -> tuple[pafs.FileSystem, str]:
     if isinstance(where, Path):
         return LOCAL, str(where)
     parts = urlsplit(where)
+    root = f"{parts.scheme}://{parts.netloc}"
     try:
-        filesystem, root_path = _root_filesystem(f"{parts.scheme}://{parts.netloc}")
+        filesystem, root_path = _root_filesystem(root, os.environ.get(ENDPOINT_ENV))
     except (OSError, ValueError) as exc:
         raise _unreachable(where, exc) from exc
     return filesystem, posixpath.join(root_path, parts.path.lstrip("/"))
