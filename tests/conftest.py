@@ -63,9 +63,10 @@ def s3_endpoint():
                 time.sleep(0.2)
         endpoint = f"http://127.0.0.1:{port}"
         with pytest.MonkeyPatch.context() as patch:
-            for key, value in {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing",
-                               "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1",
-                               "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"}.items():
+            environment = {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing",
+                           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1",
+                           "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"}
+            for key, value in environment.items():
                 patch.setenv(key, value)
             yield endpoint
     finally:

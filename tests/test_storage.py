@@ -1,4 +1,4 @@
-"""mmray.storage on a local folder and on a real S3 endpoint (moto's server), and the shard cache in a bucket."""
+"""mmray.storage on a local folder and on a real S3 endpoint (moto's server); the shard cache in a bucket."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from conftest import REPO_ROOT
 
-from mmray import storage
+from mmray import cli, storage
 from mmray.data import load_prepared, prepare, verify_prepared
 from mmray.data.shards import MANIFEST, read_split
 from mmray.data.sources import download_root
@@ -40,7 +41,8 @@ def test_round_trips_bytes_text_and_tables(base):
     assert storage.read_bytes(storage.join(base, "a", "b.bin")) == b"\x00\x01"
     assert storage.read_text(storage.join(base, "a", "c.txt")) == "grüße"
     pd.testing.assert_frame_equal(storage.read_parquet(storage.join(base, "t.parquet")), frame)
-    assert storage.read_parquet(storage.join(base, "t.parquet"), columns=["epoch"]).columns.tolist() == ["epoch"]
+    only_epoch = storage.read_parquet(storage.join(base, "t.parquet"), columns=["epoch"])
+    assert only_epoch.columns.tolist() == ["epoch"]
     assert storage.listdir(base) == ["a", "t.parquet"]  # no temporary files left beside them
     assert storage.listdir(storage.join(base, "a")) == ["b.bin", "c.txt"]
     assert storage.is_dir(storage.join(base, "a")) and not storage.is_dir(storage.join(base, "t.parquet"))
@@ -93,7 +95,7 @@ def test_local_locations_are_absolute_paths_and_uris_stay_strings(tmp_path, monk
     assert storage.location("~/x") == Path.home().resolve() / "x"
     assert storage.join("results", "demo", "tune") == tmp_path.resolve() / "results" / "demo" / "tune"
     assert storage.location("s3://bucket/prefix/") == "s3://bucket/prefix"
-    assert storage.join("s3://bucket/prefix", "demo", "trials.parquet") == "s3://bucket/prefix/demo/trials.parquet"
+    assert storage.join("s3://bucket/prefix", "demo", "t.parquet") == "s3://bucket/prefix/demo/t.parquet"
     assert storage.name("s3://bucket/prefix/demo") == "demo"
     with pytest.raises(StorageError, match="AWS_ENDPOINT_URL"):
         storage.location("s3://bucket/prefix?endpoint_override=localhost:9000")
@@ -136,10 +138,19 @@ def test_shard_cache_in_a_bucket(new_bucket, tmp_path, monkeypatch):
         load_prepared(prepared.path)
     rebuilt = prepare("synthetic-av", TINY, cache_dir=cache, log=lines.append)
     assert any("rebuilding" in line for line in lines)
-    assert json.loads(storage.read_text(storage.join(rebuilt.path, MANIFEST)))["splits"] == prepared.manifest["splits"]
+    manifest = json.loads(storage.read_text(storage.join(rebuilt.path, MANIFEST)))
+    assert manifest["splits"] == prepared.manifest["splits"]
 
 
 def test_raw_downloads_stay_local_when_the_shard_cache_is_remote(tmp_path):
     assert download_root(tmp_path) == tmp_path.resolve() / "raw"
     remote = download_root("s3://bucket/cache")
     assert isinstance(remote, Path) and remote == Path("~/.cache/mmray/raw").expanduser().resolve()
+
+
+def test_a_sweep_into_a_missing_bucket_stops_at_once_with_one_line(s3_endpoint, capsys):
+    code = cli.main(["sweep", str(REPO_ROOT / "sweeps" / "demo.yaml"),
+                     "--set", "storage_path=s3://no-such-bucket/mmray-results", "--no-report"])
+    error = capsys.readouterr().err
+    assert code == 2 and error.count("\n") == 1
+    assert error.startswith("mmray: error: cannot use s3://no-such-bucket/mmray-results/demo")
