@@ -31,9 +31,10 @@ def ensure_mode(log=print) -> None:
         log("[mmray] W&B: no WANDB_API_KEY or login found, logging offline (sync later with `wandb sync`)")
 
 
-def _run_files_dir(results_dir: Location) -> str | None:
-    """W&B keeps its run files in a local folder: beside local results, else its default ./wandb."""
-    return str(results_dir) if isinstance(results_dir, Path) else None
+def _run_files_dir(results_dir: Location) -> str:
+    """W&B keeps its run files in wandb/ of a local folder: the results folder, or for remote results the
+    working directory."""
+    return str(results_dir if isinstance(results_dir, Path) else Path.cwd())
 
 
 def trial_callback(spec: SweepSpec, results_dir: Location):
