@@ -6,9 +6,9 @@ Ray is imported only inside `run_sweep`, so that listing, preparing and reportin
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
+from mmray import storage
 from mmray.config import SweepSpec, load_spec
 from mmray.data import PreparedData, load_prepared, prepare, verify_prepared
 from mmray.data.prepare import resolve_params, shard_dir
@@ -17,6 +17,7 @@ from mmray.report import build_report
 from mmray.results import load as load_results
 from mmray.results import schema
 from mmray.results.summary import HEADLINE_METRICS, format_table, leaderboard, score_column
+from mmray.storage import Location
 
 
 def run_sweep(
@@ -32,10 +33,11 @@ def run_sweep(
     verbose: bool = False,
     report: bool = True,
     log=print,
-) -> Path:
+) -> Location:
     """Run a whole sweep (a spec object or a YAML path), then print its leaderboard and write its report.
 
-    Returns the results folder holding trials.parquet, epochs.parquet, sweep.yaml and report.html.
+    Returns the results folder (a local Path, or the URI when the results are remote) holding
+    trials.parquet, epochs.parquet, sweep.yaml and report.html.
     """
     from mmray.orchestration.sweep import run_sweep as run_on_ray
 
@@ -61,7 +63,7 @@ def run_sweep(
     return out
 
 
-def _require_a_scored_trial(trials, metric: str, out: Path) -> None:
+def _require_a_scored_trial(trials, metric: str, out: Location) -> None:
     """No leaderboard without a single scored epoch: say which trials failed and why, in one message."""
     score = score_column(metric)
     if score in trials.columns and trials[score].notna().any():
@@ -76,7 +78,7 @@ def data_info(benchmark: str, params: dict | None = None, cache_dir=None) -> Pre
     """The prepared shard set for these parameters, or a DataError saying how to prepare it."""
     _, resolved = resolve_params(benchmark, params)
     path = shard_dir(benchmark, resolved, cache_dir)
-    if not path.exists():
+    if not storage.exists(path):
         raise DataError(f"{benchmark} is not prepared with these parameters (would be at {path}); "
                         f"run `mmray data prepare {benchmark}`")
     return load_prepared(path)

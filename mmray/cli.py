@@ -35,7 +35,9 @@ def _key_values(pairs: list[str]) -> dict[str, Any]:
 def _data_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mirror", metavar="DIR",
                         help="local folder holding raw datasets (default: $MMRAY_DATA_MIRROR; unset = download)")
-    parser.add_argument("--cache", metavar="DIR", help="shard cache (default: $MMRAY_CACHE or ~/.cache/mmray)")
+    parser.add_argument("--cache", metavar="DIR",
+                        help="shard cache, a folder or a URI such as s3://bucket/prefix "
+                             "(default: $MMRAY_CACHE or ~/.cache/mmray)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="override a spec value by its dotted key (repeatable), e.g. search.num_samples=2")
     _data_options(sweep)
     sweep.add_argument("--results", metavar="DIR",
-                       help="results folder of this sweep (default: <storage_path>/<name> from the spec)")
+                       help="results folder or URI of this sweep (default: <storage_path>/<name> from the spec)")
     sweep.add_argument("--resume", action="store_true",
                        help="continue an interrupted sweep in the same results folder: finished trials are kept")
     sweep.add_argument("--overwrite", action="store_true", help="delete earlier results of this sweep first")
@@ -69,8 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("-v", "--verbose", action="store_true", help="show Ray's own logs and progress bars")
 
     report = commands.add_parser("report", help="(re)build a sweep's HTML report from its results tables")
-    report.add_argument("results", help="a sweep's results folder, e.g. results/demo")
-    report.add_argument("--out", help="where to write the HTML (default: RESULTS/report.html)")
+    report.add_argument("results", help="a sweep's results folder or URI, e.g. results/demo or s3://bucket/demo")
+    report.add_argument("--out", help="where to write the HTML, a file or URI (default: RESULTS/report.html)")
 
     data = commands.add_parser("data", help="prepare, inspect and verify benchmark shards")
     data_commands = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
@@ -106,6 +108,9 @@ def _list() -> None:
 
 
 def _summary(prepared) -> str:
+    from mmray import storage
+    from mmray.data.shards import MANIFEST
+
     m = prepared.manifest
     lines = [f"benchmark  {m['benchmark']}", f"path       {prepared.path}",
              "modalities " + ", ".join(f"{s.name} ({s.kind}) {s.shape}" for s in prepared.modalities),
@@ -115,7 +120,7 @@ def _summary(prepared) -> str:
     lines.append(f"params     {json.dumps(m['params'])}")
     skipped = m.get("skipped_files", {}).get("count", 0)
     if skipped:
-        lines.append(f"skipped    {skipped} bad raw file(s), listed in {prepared.path / 'manifest.json'}")
+        lines.append(f"skipped    {skipped} bad raw file(s), listed in {storage.join(prepared.path, MANIFEST)}")
     return "\n".join(lines)
 
 

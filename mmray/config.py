@@ -15,7 +15,9 @@ from typing import Any, Literal, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from mmray import storage
 from mmray.errors import SpecError
+from mmray.storage import Location
 from mmray.training import TrainParams
 
 DIM_KINDS = ("choice", "uniform", "loguniform", "int")
@@ -173,12 +175,10 @@ class SweepSpec(BaseModel):
                     kept.append((entry, method))
         return kept, left_out
 
-    def results_dir(self) -> Path:
-        """Absolute folder of this sweep's results (Ray needs absolute storage paths)."""
-        if "://" in self.storage_path:
-            raise SpecError(f"storage_path {self.storage_path}: remote storage is not supported yet; use a "
-                            "folder mounted at the same path on every node")
-        return (Path(self.storage_path).expanduser().resolve() / self.name)
+    def results_dir(self) -> Location:
+        """This sweep's results: an absolute local folder (Ray needs absolute storage paths) or a URI such
+        as s3://bucket/prefix/<name> (storage every node of a cluster reaches)."""
+        return storage.join(self.storage_path, self.name)
 
 
 def _one_line(exc: ValidationError, source: str, model: type[BaseModel]) -> SpecError:

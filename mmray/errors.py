@@ -11,3 +11,7 @@ class SpecError(MmrayError):
 
 class DataError(MmrayError):
     """Raw data or prepared shards are missing, corrupt or inconsistent."""
+
+
+class StorageError(MmrayError):
+    """A results or cache location (a local folder or a URI such as s3://bucket/prefix) cannot be used."""

@@ -6,6 +6,8 @@ in the manifest, the shape also in the Parquet schema metadata. Fixed-size binar
 ~250k AV-MNIST rows/s on one core, 5.7x a FixedSizeList<float> column with zstd (format 1), whose repetition
 levels cost more than the values; readers view the bytes as an array without a copy (`decode_column`).
 The manifest is written last, so a folder without one is never taken as a complete shard set.
+A set lies in a local folder or under a URI (a remote shard cache); it is read through `mmray.storage` either
+way.
 """
 
 from __future__ import annotations
@@ -20,17 +22,19 @@ import pyarrow as pa
 import pyarrow.dataset as pa_dataset
 import pyarrow.parquet as pq
 
+from mmray import storage
 from mmray.data.spec import SPLITS, ModalitySpec, SplitArrays
 from mmray.errors import DataError, MmrayError
+from mmray.storage import Location
 
 FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 ROWS_PER_SHARD = 8192
 
 
-def sha256_file(path: Path) -> str:
+def sha256_file(path: Location) -> str:
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
+    with storage.open_input_file(path) as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
@@ -90,9 +94,9 @@ def write_split(
 
 @dataclass(frozen=True)
 class PreparedData:
-    """A complete shard set on disk and what its manifest says."""
+    """A complete shard set (in a local folder or under a URI) and what its manifest says."""
 
-    path: Path
+    path: Location
     manifest: dict
 
     @property
@@ -107,13 +111,14 @@ class PreparedData:
     def num_classes(self) -> int:
         return len(self.manifest["class_names"])
 
-    def split_dir(self, split: str) -> Path:
+    def split_dir(self, split: str) -> Location:
         if split not in self.manifest["splits"]:
             raise DataError(f"{self.path} has no split {split!r}; it has {sorted(self.manifest['splits'])}")
-        return self.path / split
+        return storage.join(self.path, split)
 
     def split_files(self, split: str) -> list[str]:
-        return [str(self.split_dir(split) / name) for name in sorted(self.manifest["splits"][split]["files"])]
+        return [str(storage.join(self.split_dir(split), name))
+                for name in sorted(self.manifest["splits"][split]["files"])]
 
     def rows(self, split: str) -> int:
         return self.manifest["splits"][split]["rows"]
@@ -140,12 +145,12 @@ def rebuild_command(manifest: dict) -> str:
 
 def load_prepared(path: str | Path) -> PreparedData:
     """Open a shard set, checking that the files the manifest lists are there with their recorded sizes."""
-    path = Path(path)
-    manifest_path = path / MANIFEST
-    if not manifest_path.exists():
+    path = storage.location(path)
+    manifest_path = storage.join(path, MANIFEST)
+    if not storage.exists(manifest_path):
         raise DataError(f"{path} is not a complete shard set (no {MANIFEST}); run `mmray data prepare` again")
     try:
-        manifest = json.loads(manifest_path.read_text())
+        manifest = json.loads(storage.read_text(manifest_path))
     except json.JSONDecodeError as exc:
         raise DataError(f"{manifest_path} is not valid JSON ({exc}); delete {path} and prepare again") from exc
     if manifest.get("format_version") != FORMAT_VERSION:
@@ -153,8 +158,8 @@ def load_prepared(path: str | Path) -> PreparedData:
                         f"{FORMAT_VERSION}; delete it and prepare again")
     for split, entry in manifest["splits"].items():
         for name, info in entry["files"].items():
-            file = path / split / name
-            if not file.exists() or file.stat().st_size != info["bytes"]:
+            file = storage.join(path, split, name)
+            if storage.size(file) != info["bytes"]:
                 raise DataError(f"shard {file} is missing or truncated (expected {info['bytes']} bytes); "
                                 f"rebuild the set: `{rebuild_command(manifest)}` (with your --mirror/--cache)")
     return PreparedData(path, manifest)
@@ -167,24 +172,26 @@ def verify_prepared(path: str | Path) -> PreparedData:
     rebuild = f"rebuild the set: `{rebuild_command(prepared.manifest)}` (with your --mirror/--cache)"
     for split in prepared.manifest["splits"]:
         for name, info in prepared.manifest["splits"][split]["files"].items():
-            file = prepared.path / split / name
+            file = storage.join(prepared.path, split, name)
             if sha256_file(file) != info["sha256"]:
                 raise DataError(f"shard {file} fails its checksum (changed since it was written); {rebuild}")
-            schema = pq.read_schema(file)
+            with storage.open_input_file(file) as opened:
+                parquet = pq.ParquetFile(opened)
+                schema, rows = parquet.schema_arrow, parquet.metadata.num_rows
             for spec in specs:
                 field = schema.field(spec.name) if spec.name in schema.names else None
                 if field is None or field.type != column_type(spec):
                     raise DataError(f"shard {file}: column {spec.name!r} does not hold {spec.shape} arrays of "
                                     f"{spec.dtype}; {rebuild}")
-            if pq.ParquetFile(file).metadata.num_rows != info["rows"]:
-                raise DataError(f"shard {file} has {pq.ParquetFile(file).metadata.num_rows} rows, "
-                                f"the manifest says {info['rows']}; {rebuild}")
+            if rows != info["rows"]:
+                raise DataError(f"shard {file} has {rows} rows, the manifest says {info['rows']}; {rebuild}")
     return prepared
 
 
 def read_split(prepared: PreparedData, split: str, limit: int | None = None) -> SplitArrays:
     """Read a split into memory (for evaluation outside Ray, notebooks and the plain-loop baseline)."""
-    shards = pa_dataset.dataset(prepared.split_files(split), format="parquet")
+    filesystem, files = storage.resolve_files(prepared.split_files(split))
+    shards = pa_dataset.dataset(files, format="parquet", filesystem=filesystem)
     # head() reads only the leading row groups it needs: a 4,000-row probe set of a 55,000-row split reads one
     table = shards.to_table() if limit is None else shards.head(limit)
     modalities = {spec.name: decode_column(table.column(spec.name), spec).reshape(-1, *spec.shape)

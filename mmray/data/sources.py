@@ -9,17 +9,26 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
+from mmray import storage
 from mmray.errors import DataError
+from mmray.storage import Location
 
 MIRROR_ENV = "MMRAY_DATA_MIRROR"
 CACHE_ENV = "MMRAY_CACHE"
+DEFAULT_CACHE = "~/.cache/mmray"
 LFS_POINTER = b"version https://git-lfs.github.com/spec/"  # how a git-lfs stub file starts
 
 
-def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
-    if cache_dir is not None:
-        return Path(cache_dir).expanduser().resolve()
-    return Path(os.environ.get(CACHE_ENV, "~/.cache/mmray")).expanduser().resolve()
+def cache_root(cache_dir: str | os.PathLike | None = None) -> Location:
+    """The shard cache: the argument, else MMRAY_CACHE, else ~/.cache/mmray; a local folder or a URI."""
+    return storage.location(cache_dir if cache_dir is not None else os.environ.get(CACHE_ENV, DEFAULT_CACHE))
+
+
+def download_root(cache_dir: str | os.PathLike | None = None) -> Path:
+    """Where raw downloads are unpacked: they are read file by file while building, so they stay on this
+    machine, in the default local cache when the shard cache is remote."""
+    root = cache_root(cache_dir)
+    return (root if isinstance(root, Path) else storage.location(DEFAULT_CACHE)) / "raw"
 
 
 def mirror_root(mirror: str | os.PathLike | None = None) -> Path | None:
@@ -70,7 +79,7 @@ class RawData:
     def __init__(self, mirror: str | os.PathLike | None = None, cache_dir: str | os.PathLike | None = None,
                  skip_bad: bool = False, log: Callable[[str], None] = print):
         self._mirror = mirror  # resolved on first use: generated benchmarks never need (or check) a mirror
-        self.download_root = cache_root(cache_dir) / "raw"
+        self.download_root = download_root(cache_dir)
         self.skip_bad = skip_bad
         self.skipped: list[str] = []
         self._log = log

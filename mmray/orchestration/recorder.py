@@ -15,8 +15,10 @@ from pathlib import Path
 import pandas as pd
 from ray.tune import Callback
 
+from mmray import storage
 from mmray.results import schema
 from mmray.results.io import write_table
+from mmray.storage import Location
 
 CONFIG_SCOPES = {"benchmark_params": "benchmark", "method_params": "method", "train": "train"}
 RUNNING_DIR = "running"
@@ -29,8 +31,8 @@ def _metrics(result: dict) -> dict:
 
 
 class ResultsRecorder(Callback):
-    def __init__(self, results_dir: Path, sweep: str, metric: str, mode: str, log=print):
-        self.results_dir = Path(results_dir)
+    def __init__(self, results_dir: Location, sweep: str, metric: str, mode: str, log=print):
+        self.results_dir = storage.location(results_dir)
         self.sweep, self.metric, self.mode, self.log = sweep, metric, mode, log
         self._segment_start: dict[str, tuple[float, float]] = {}  # trial -> (time.time(), elapsed before it)
         self._epoch_rows: dict[str, list[dict]] = {}
@@ -45,14 +47,15 @@ class ResultsRecorder(Callback):
         self.__dict__.update(state)
         self.log = self.log or print
 
-    def _running_file(self, trial_id: str) -> Path:
-        return self.results_dir / RUNNING_DIR / f"{trial_id}.parquet"
+    def _running_file(self, trial_id: str) -> Location:
+        return storage.join(self.results_dir, RUNNING_DIR, f"{trial_id}.parquet")
 
     def _rows(self, trial_id: str) -> list[dict]:
         """This trial's epoch rows so far, including those an interrupted driver kept on disk."""
         if trial_id not in self._epoch_rows:
             path = self._running_file(trial_id)
-            self._epoch_rows[trial_id] = pd.read_parquet(path).to_dict("records") if path.exists() else []
+            rows = storage.read_parquet(path).to_dict("records") if storage.exists(path) else []
+            self._epoch_rows[trial_id] = rows
         return self._epoch_rows[trial_id]
 
     def _identity(self, trial) -> dict:
@@ -112,18 +115,18 @@ class ResultsRecorder(Callback):
                 row[schema.BEST_EPOCH] = best[schema.EPOCH]
         self._merge(schema.TRIALS_FILE, trial_id, [row])
         self._merge(schema.EPOCHS_FILE, trial_id, rows)
-        running = self._running_file(trial_id)
-        running.unlink(missing_ok=True)
-        if running.parent.exists() and not any(running.parent.iterdir()):
-            running.parent.rmdir()  # nothing left running: leave no empty folder behind
+        storage.delete(self._running_file(trial_id))
+        running_dir = storage.join(self.results_dir, RUNNING_DIR)
+        if not storage.listdir(running_dir):
+            storage.delete(running_dir)  # nothing left running: leave no empty folder behind
         self._epoch_rows.pop(trial_id, None)
         self.log(_progress_line(row, self.metric))
 
     def _merge(self, file: str, trial_id: str, rows: list[dict]) -> None:
-        path = self.results_dir / file
+        path = storage.join(self.results_dir, file)
         frames = [pd.DataFrame(rows)] if rows else []
-        if path.exists():
-            existing = pd.read_parquet(path)
+        if storage.exists(path):
+            existing = storage.read_parquet(path)
             frames.insert(0, existing[existing[schema.TRIAL_ID] != trial_id])
         if frames:
             write_table(pd.concat(frames, ignore_index=True), path)

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
-from pathlib import Path
 
 import optuna
 import ray
@@ -16,6 +14,7 @@ from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search import BasicVariantGenerator
 from ray.tune.search.optuna import OptunaSearch
 
+from mmray import storage
 from mmray.config import SweepSpec
 from mmray.data import prepare
 from mmray.data.sources import cache_root
@@ -24,6 +23,7 @@ from mmray.orchestration import tracking
 from mmray.orchestration.recorder import ResultsRecorder
 from mmray.orchestration.trial import run_trial
 from mmray.results import schema
+from mmray.storage import Location
 
 TRIAL_DRIVER = "trial_driver"  # custom resource: trial drivers must not hold the CPUs Ray Data needs
 
@@ -95,17 +95,19 @@ def run_name(benchmark: str, method: str, seed: int) -> str:
     return f"{benchmark}__{method}__seed{seed}"
 
 
-def run_sweep(spec: SweepSpec, *, mirror=None, cache_dir=None, results_dir: Path | None = None,
+def run_sweep(spec: SweepSpec, *, mirror=None, cache_dir=None, results_dir=None,
               resume: bool = False, overwrite: bool = False, address: str | None = None,
-              verbose: bool = False, log=print) -> Path:
-    results_dir = Path(results_dir).resolve() if results_dir else spec.results_dir()
-    if results_dir.exists() and any(results_dir.iterdir()) and not (resume or overwrite):
+              verbose: bool = False, log=print) -> Location:
+    """Run the sweep into `results_dir` (default: the spec's storage_path/name), a local folder or a URI."""
+    results_dir = storage.location(results_dir) if results_dir else spec.results_dir()
+    if storage.listdir(results_dir) and not (resume or overwrite):
         raise MmrayError(f"{results_dir} already holds results; pass --resume to continue that sweep "
                          "or --overwrite to start it again")
-    if overwrite and results_dir.exists():
-        shutil.rmtree(results_dir)
-    results_dir.mkdir(parents=True, exist_ok=True)
-    (results_dir / schema.SPEC_FILE).write_text(yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False))
+    if overwrite:
+        storage.delete(results_dir)
+    storage.makedirs(results_dir)
+    storage.write_text(storage.join(results_dir, schema.SPEC_FILE),
+                       yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False))
     cache_dir = cache_root(cache_dir)
 
     for entry in spec.benchmarks:  # prepare once here, with progress; trials then find the cached shards
@@ -147,9 +149,9 @@ def run_sweep(spec: SweepSpec, *, mirror=None, cache_dir=None, results_dir: Path
     return results_dir
 
 
-def _restore_or_tune(spec: SweepSpec, trainable, name: str, results_dir: Path, resume: bool, log,
+def _restore_or_tune(spec: SweepSpec, trainable, name: str, results_dir: Location, resume: bool, log,
                      make_tuner, description: str) -> tune.Tuner:
-    run_path = results_dir / "tune" / name
+    run_path = storage.join(results_dir, "tune", name)
     if resume and tune.Tuner.can_restore(str(run_path)):
         log(f"[mmray] resuming {name}")
         return tune.Tuner.restore(str(run_path), trainable, resume_unfinished=True, restart_errored=True)
@@ -170,20 +172,20 @@ def _best_configs(results, spec: SweepSpec) -> list[dict]:
     return [config for _, config in scored[:spec.search.repeat_top]]
 
 
-def _repeat_tuner(spec: SweepSpec, trainable, config: dict, seeds: list[int], name: str, results_dir: Path,
-                  callbacks: list, concurrency: int) -> tune.Tuner:
+def _repeat_tuner(spec: SweepSpec, trainable, config: dict, seeds: list[int], name: str,
+                  results_dir: Location, callbacks: list, concurrency: int) -> tune.Tuner:
     """Re-run one chosen configuration, unchanged and to the last epoch (no early stopping), once per seed."""
     space = {**config, "run": name, "seed": tune.grid_search(seeds)}
     return tune.Tuner(
         trainable, param_space=space,
         tune_config=tune.TuneConfig(metric=spec.search.metric, mode=spec.search.mode,
                                     max_concurrent_trials=concurrency),
-        run_config=tune.RunConfig(name=name, storage_path=str(results_dir / "tune"), callbacks=callbacks,
-                                  verbose=0),
+        run_config=tune.RunConfig(name=name, storage_path=str(storage.join(results_dir, "tune")),
+                                  callbacks=callbacks, verbose=0),
     )
 
 
-def _tuner(spec: SweepSpec, trainable, space: dict, name: str, results_dir: Path, callbacks: list,
+def _tuner(spec: SweepSpec, trainable, space: dict, name: str, results_dir: Location, callbacks: list,
            concurrency: int, seed: int) -> tune.Tuner:
     if spec.search.algorithm == "optuna" and spec.search_space:
         search_alg = OptunaSearch(seed=spec.search.seed + seed)
@@ -201,6 +203,6 @@ def _tuner(spec: SweepSpec, trainable, space: dict, name: str, results_dir: Path
         tune_config=tune.TuneConfig(metric=spec.search.metric, mode=spec.search.mode, search_alg=search_alg,
                                     scheduler=scheduler, num_samples=spec.search.num_samples,
                                     max_concurrent_trials=concurrency),
-        run_config=tune.RunConfig(name=name, storage_path=str(results_dir / "tune"), callbacks=callbacks,
-                                  verbose=0),
+        run_config=tune.RunConfig(name=name, storage_path=str(storage.join(results_dir, "tune")),
+                                  callbacks=callbacks, verbose=0),
     )

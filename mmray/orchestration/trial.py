@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 import warnings
-from pathlib import Path
 
 import ray
 import ray.data
@@ -17,6 +16,7 @@ from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 from ray.tune.integration.ray_train import TuneReportCallback
 
+from mmray import storage
 from mmray.data import prepare
 from mmray.orchestration.worker import train_loop_per_worker
 
@@ -38,11 +38,13 @@ def read_dataset(prepared, split: str, seed: int):
     # for read resources forever (Ray 2.60; found by tests/test_sweep_ray.py).
     # One block per shard file: Ray Data's default of ~200 blocks cut each 8,192-row file into 29 pieces and
     # streamed at a third of the rows/s (benchmarks/perf, ingest).
-    files = prepared.split_files(split)
+    # the shards lie in a local folder or in the bucket of a remote shard cache
+    filesystem, files = storage.resolve_files(prepared.split_files(split))
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*ray_remote_args.*deprecated")
-        return ray.data.read_parquet(files, columns=columns, ray_remote_args={"num_cpus": 0.25},
-                                     override_num_blocks=len(files), shuffle=ray.data.FileShuffleConfig(seed=seed))
+        return ray.data.read_parquet(files, filesystem=filesystem, columns=columns,
+                                     ray_remote_args={"num_cpus": 0.25}, override_num_blocks=len(files),
+                                     shuffle=ray.data.FileShuffleConfig(seed=seed))
 
 
 def run_trial(config: dict) -> None:
@@ -53,7 +55,7 @@ def run_trial(config: dict) -> None:
     resources = config["resources"]
     trial_id = tune.get_context().get_trial_id()
     use_read_path_v1()
-    run_dir = Path(config["results_dir"]) / "train" / trial_id
+    run_dir = storage.join(config["results_dir"], "train", trial_id)
     # Only the training split streams through Ray Data, split across workers; rank 0 reads the small, fixed
     # evaluation sets itself (mmray.model_eval.load_eval_sets).
     datasets = {"train": read_dataset(prepared, "train", config["seed"])}
@@ -76,7 +78,7 @@ def run_trial(config: dict) -> None:
         datasets=datasets,
         run_config=RunConfig(
             name=trial_id,
-            storage_path=str(run_dir.parent),
+            storage_path=str(storage.join(config["results_dir"], "train")),
             callbacks=[TuneReportCallback()],
             checkpoint_config=CheckpointConfig(num_to_keep=1),
             failure_config=FailureConfig(max_failures=config["max_worker_failures"]),

@@ -9,8 +9,10 @@ import plotly.colors
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from mmray import storage
 from mmray.report.common import ReportContext, figure_html, note
 from mmray.results import schema
+from mmray.results.artifacts import artifact_path
 from mmray.results.io import ARTIFACTS_DIR
 
 TSNE, ROTATIONS = schema.ARTIFACT_TSNE, schema.ARTIFACT_ROTATIONS
@@ -22,15 +24,15 @@ PALETTE = plotly.colors.qualitative.Dark24  # one colour per label, the same in 
 def _best_with(context: ReportContext, name: str) -> list[tuple[str, str, str, pd.DataFrame]]:
     """(benchmark, method, trial id, table) for the best trial of each (benchmark, method) with artifact `name`."""
     score = schema.BEST_PREFIX + context.metric
-    if score not in context.trials or not (context.results.path / ARTIFACTS_DIR).is_dir():
+    if score not in context.trials or not storage.is_dir(storage.join(context.results.path, ARTIFACTS_DIR)):
         return []
     ranked = context.trials.dropna(subset=[score]).sort_values(score, ascending=context.mode == "min")
     found = []
     for (benchmark, method), group in ranked.groupby([schema.BENCHMARK, schema.METHOD], sort=True):
         for trial_id in group[schema.TRIAL_ID]:
-            path = context.results.artifact_dir(trial_id) / f"{name}.parquet"
-            if path.exists():
-                found.append((benchmark, method, trial_id, pd.read_parquet(path)))
+            path = artifact_path(context.results.path, trial_id, name)
+            if storage.exists(path):
+                found.append((benchmark, method, trial_id, storage.read_parquet(path)))
                 break
     return found
 

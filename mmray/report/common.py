@@ -14,6 +14,7 @@ import plotly.io as pio
 from plotly.io.json import to_json_plotly
 from plotly.offline import get_plotlyjs
 
+from mmray import storage
 from mmray.results import schema
 from mmray.results.io import Results
 from mmray.results.summary import CONFIDENCE, CONFIG, SEEDS, choose_unit, ci_column, format_ci, leaderboard_ci
@@ -37,7 +38,7 @@ class ReportContext:
 
     @property
     def name(self) -> str:
-        return self.results.spec.get("name", self.results.path.name)
+        return self.results.spec.get("name", storage.name(self.results.path))
 
     @property
     def trials(self) -> pd.DataFrame:

@@ -9,11 +9,12 @@ from __future__ import annotations
 import html
 import os
 import time
-from pathlib import Path
 
+from mmray import storage
 from mmray.report import artifacts, compute, curves, leaderboards, search
 from mmray.report.common import ReportContext, head_scripts
 from mmray.results.io import load
+from mmray.storage import Location
 
 REPORT_FILE = "report.html"
 
@@ -58,12 +59,10 @@ def render(context: ReportContext) -> str:
             f"from {html.escape(str(context.results.path))}</p><nav>{nav}</nav>{body}</body></html>")
 
 
-def build_report(path: str | os.PathLike, out: str | os.PathLike | None = None) -> Path:
-    """Write the sweep's report.html from its results tables and return its path."""
+def build_report(path: str | os.PathLike, out: str | os.PathLike | None = None) -> Location:
+    """Write the sweep's report.html from its results tables and return where it lies: beside the tables
+    (in the bucket for remote results) unless `out` names another file or URI."""
     results = load(path)
-    out = Path(out) if out else results.path / REPORT_FILE
-    page = render(ReportContext.from_results(results))
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(page, encoding="utf-8")
-    os.replace(tmp, out)
+    out = storage.location(out) if out else storage.join(results.path, REPORT_FILE)
+    storage.write_text(out, render(ReportContext.from_results(results)))
     return out

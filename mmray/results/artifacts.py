@@ -9,19 +9,20 @@ generations), one Parquet table each under <results>/artifacts/<trial_id>/; name
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from mmray import storage
 from mmray.results import schema
 from mmray.results.io import ARTIFACTS_DIR, write_table
+from mmray.storage import Location
 
 SAMPLES = 8  # reconstructions and generations kept per modality
 
 
-def artifact_path(results_dir: str | os.PathLike, trial_id: str, name: str) -> Path:
-    return Path(results_dir) / ARTIFACTS_DIR / str(trial_id) / f"{name}.parquet"
+def artifact_path(results_dir: str | os.PathLike, trial_id: str, name: str) -> Location:
+    return storage.join(results_dir, ARTIFACTS_DIR, str(trial_id), f"{name}.parquet")
 
 
 def write_artifacts(results_dir: str | os.PathLike, trial_id: str, tables: dict[str, pd.DataFrame]) -> None:
@@ -36,12 +37,12 @@ def write_artifacts(results_dir: str | os.PathLike, trial_id: str, tables: dict[
 
 def load_artifacts(results_dir: str | os.PathLike, trial_id: str) -> dict[str, pd.DataFrame]:
     """The artifact tables a trial wrote, by name; only those it has (e.g. no rotations for most methods)."""
-    folder = Path(results_dir) / ARTIFACTS_DIR / str(trial_id)
-    if not folder.is_dir():
+    folder = storage.join(results_dir, ARTIFACTS_DIR, str(trial_id))
+    if not storage.is_dir(folder):
         raise FileNotFoundError(f"{folder} does not exist: trial {trial_id} wrote no artifacts (they are written "
                                 f"at a trial's final epoch; trials stopped early have none)")
-    return {name: pd.read_parquet(path) for name in schema.ARTIFACT_COLUMNS
-            if (path := artifact_path(results_dir, trial_id, name)).exists()}
+    return {name: storage.read_parquet(path) for name in schema.ARTIFACT_COLUMNS
+            if storage.exists(path := artifact_path(results_dir, trial_id, name))}
 
 
 def rotation_table(matrices: dict[str, np.ndarray]) -> pd.DataFrame:

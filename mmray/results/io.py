@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, field
 from functools import cached_property
-from pathlib import Path
 
 import pandas as pd
 
+from mmray import storage
 from mmray.results import schema
+from mmray.storage import Location
 
 ARTIFACTS_DIR = "artifacts"  # <results>/artifacts/<trial_id>/: per-trial files (embedding maps, matrices)
 
@@ -22,16 +22,10 @@ FLOAT_COLUMNS = (schema.WALL_SECONDS, schema.EPOCH_SECONDS, schema.ELAPSED_SECON
 TRIAL_FIELDS = (schema.STATUS, schema.EPOCHS_RUN, schema.EPOCHS_PLANNED, schema.BEST_EPOCH, schema.WALL_SECONDS)
 
 
-def write_table(frame: pd.DataFrame, path: Path) -> None:
-    """Replace `path` atomically: a reader never sees a half-written table, a crash keeps the last one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        frame.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+def write_table(frame: pd.DataFrame, path: str | os.PathLike) -> None:
+    """Replace the table at `path` (a local path or a URI) whole: a reader never sees a half-written table,
+    a crash keeps the last one."""
+    storage.write_parquet(path, frame)
 
 
 def typed(frame: pd.DataFrame) -> pd.DataFrame:
@@ -65,7 +59,7 @@ class Results:
 
     trials: pd.DataFrame
     epochs: pd.DataFrame
-    path: Path
+    path: Location  # an absolute local folder or a URI
     spec: dict = field(default_factory=dict)  # sweep.yaml as written by the sweep ({} when absent)
 
     @property
@@ -83,26 +77,27 @@ class Results:
         trial_columns = [schema.TRIAL_ID, *(c for c in TRIAL_FIELDS if c in self.trials), *self.config_columns]
         return self.epochs.merge(self.trials[trial_columns], on=schema.TRIAL_ID, how="left", validate="m:1")
 
-    def artifact_dir(self, trial_id: str) -> Path:
+    def artifact_dir(self, trial_id: str) -> Location:
         """Where a trial's artifacts lie (the folder may not exist: not every metric writes artifacts)."""
-        return self.path / ARTIFACTS_DIR / str(trial_id)
+        return storage.join(self.path, ARTIFACTS_DIR, str(trial_id))
 
 
 def load(path: str | os.PathLike) -> Results:
-    """Load a sweep's results folder (results/<sweep>) as typed pandas DataFrames: `.trials`, `.epochs`,
-    `.joined` (epochs with their trial's columns), `.spec` (sweep.yaml); column names: `mmray.results.schema`.
+    """Load a sweep's results folder (results/<sweep>, or a URI such as s3://bucket/prefix/<sweep>) as typed
+    pandas DataFrames: `.trials`, `.epochs`, `.joined` (epochs with their trial's columns), `.spec`
+    (sweep.yaml); column names: `mmray.results.schema`.
 
     Readable while a sweep runs (tables are replaced atomically); trials still running are not in them yet.
     """
     import yaml
 
-    path = Path(path)
-    trials_path = path / schema.TRIALS_FILE
-    if not trials_path.exists():
+    path = storage.location(path)
+    trials_path = storage.join(path, schema.TRIALS_FILE)
+    if not storage.exists(trials_path):
         raise FileNotFoundError(f"{trials_path} does not exist; run `mmray sweep` first or check the path")
-    trials = typed(pd.read_parquet(trials_path))
-    epochs_path = path / schema.EPOCHS_FILE
-    epochs = typed(pd.read_parquet(epochs_path)) if epochs_path.exists() else pd.DataFrame()
-    spec_path = path / schema.SPEC_FILE
-    spec = (yaml.safe_load(spec_path.read_text()) or {}) if spec_path.exists() else {}
+    trials = typed(storage.read_parquet(trials_path))
+    epochs_path = storage.join(path, schema.EPOCHS_FILE)
+    epochs = typed(storage.read_parquet(epochs_path)) if storage.exists(epochs_path) else pd.DataFrame()
+    spec_path = storage.join(path, schema.SPEC_FILE)
+    spec = (yaml.safe_load(storage.read_text(spec_path)) or {}) if storage.exists(spec_path) else {}
     return Results(trials, epochs, path, spec)
