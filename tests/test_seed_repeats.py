@@ -31,9 +31,11 @@ def test_best_configuration_is_repeated_on_every_other_seed(tmp_path, ray_sessio
     trials = api.load_results(out).trials
     assert len(trials) == 2 + 2  # two searched on seed 0, the best one again on seeds 1 and 2
     assert sorted(trials[schema.SEED]) == [0, 0, 1, 2]
-    best = trials.loc[trials[schema.SEED] == 0].sort_values("best/val/fused_acc").iloc[-1]
+    searched = trials.loc[trials[schema.SEED] == 0]
+    # the best score on 100 validation pairs after one epoch can be a tie: then either trial is the best
+    best = searched[searched["best/val/fused_acc"] == searched["best/val/fused_acc"].max()]
     config_columns = [c for c in trials.columns if c.startswith(schema.CONFIG_PREFIX)]
     repeats = trials[trials[schema.SEED] != 0]
-    assert (repeats[config_columns] == best[config_columns]).all(axis=None)
+    assert any((repeats[config_columns] == row[config_columns]).all(axis=None) for _, row in best.iterrows())
     board = leaderboard_ci(trials, "val/fused_acc")
     assert board.loc[0, SEEDS] == 3 and board.loc[0, ci_column("val/fused_acc")] >= 0
