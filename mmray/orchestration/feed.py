@@ -2,14 +2,14 @@
 
 Streaming every epoch cost a trial ~8 s an epoch against a plain loop (benchmarks/perf: the shards are
 re-read and re-converted, and Ray Data's local shuffle buffer copies every row twice). Instead, the first epoch
-streams the shard with its blocks in random order and rows shuffled within windows of `window` rows (an index
+streams the shard with its files in random order and rows shuffled within windows of `window` rows (an index
 permutation, no copy), and keeps the converted rows when the shard fits in `cache_bytes`; every later epoch is
 a full permutation of those rows. Shards too big to keep are streamed every epoch, the same way.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import torch
 import torch.distributed as dist
@@ -23,7 +23,7 @@ class TrainFeed:
     """`epoch()` yields one epoch of full training batches of this worker's shard."""
 
     def __init__(self, shard, modalities: tuple[ModalitySpec, ...], batch_size: int, *, window: int,
-                 cache_bytes: int, seed: int, all_agree: Callable[[bool], bool] | None = None):
+                 cache_bytes: int, seed: int):
         self.shard = shard
         self.modalities = modalities
         self.batch_size = batch_size
@@ -32,7 +32,6 @@ class TrainFeed:
         self.shuffle_window = window > 0
         self.cache_bytes = cache_bytes
         self.generator = torch.Generator().manual_seed(seed)
-        self.all_agree = all_agree or _all_workers_agree
         self.kept: dict[str, torch.Tensor] | None = None
 
     def epoch(self) -> Iterator[Batch]:
@@ -55,7 +54,7 @@ class TrainFeed:
                     windows = []
         # Every worker must decide alike: a worker that stopped iterating its shard would stall the others'
         # next epoch, which Ray Data starts only when all of them ask for it.
-        if self.all_agree(keep and bool(windows)):
+        if _all_workers_agree(keep and bool(windows)):
             self.kept = {name: torch.cat([w[name] for w in windows]) for name in windows[0]}
 
 
