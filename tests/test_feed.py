@@ -11,7 +11,7 @@ import torch
 
 from mmray.data import prepare
 from mmray.data.shards import ROWS_PER_SHARD, read_split
-from mmray.orchestration.feed import TrainFeed
+from mmray.orchestration.feed import Prefetched, TrainFeed
 from mmray.orchestration.trial import read_dataset, use_read_path_v1
 
 ROWS, BATCH = 3000, 64  # 3,000 rows: one shard file, so file order alone would not shuffle anything
@@ -75,3 +75,15 @@ def test_window_zero_streams_in_file_order(dataset):
     feed = TrainFeed(shard, prepared.modalities, BATCH, window=0, cache_bytes=0, seed=0)
     full = ROWS // BATCH * BATCH
     assert np.array_equal(rows_seen(feed.epoch()), file_order(prepared)[:full])
+
+
+def test_prefetched_yields_in_order_and_raises_the_stream_error_in_the_consumer():
+    def stream():
+        yield from range(5)
+        raise OSError("shard file vanished")
+
+    seen = []
+    with pytest.raises(OSError, match="shard file vanished"):
+        for item in Prefetched(stream(), depth=2):
+            seen.append(item)
+    assert seen == [0, 1, 2, 3, 4]

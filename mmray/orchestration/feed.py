@@ -5,11 +5,17 @@ re-read and re-converted, and Ray Data's local shuffle buffer copies every row t
 streams the shard with its files in random order and rows shuffled within windows of `window` rows (an index
 permutation, no copy), and keeps the converted rows when the shard fits in `cache_bytes`; every later epoch is
 a full permutation of those rows. Shards too big to keep are streamed every epoch, the same way.
+
+The first epoch's stream starts when the feed is made, in a background thread: Ray Data starts a split
+coordinator, a stats actor and read tasks before the first block arrives (about 4 s on 2 cores), and the
+worker builds its model and reads its evaluation sets meanwhile.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import queue
+import threading
+from collections.abc import Iterable, Iterator
 
 import torch
 import torch.distributed as dist
@@ -33,6 +39,11 @@ class TrainFeed:
         self.cache_bytes = cache_bytes
         self.generator = torch.Generator().manual_seed(seed)
         self.kept: dict[str, torch.Tensor] | None = None
+        self._first_epoch: Iterable | None = Prefetched(self._windows(), depth=2)
+
+    def _windows(self) -> Iterator[dict[str, torch.Tensor]]:
+        for table in self.shard.iter_batches(batch_size=self.window, batch_format="pyarrow"):
+            yield arrow_columns(table, self.modalities)
 
     def epoch(self) -> Iterator[Batch]:
         if self.kept is not None:
@@ -41,8 +52,8 @@ class TrainFeed:
             return
         windows, size = [], 0
         keep = self.cache_bytes > 0
-        for table in self.shard.iter_batches(batch_size=self.window, batch_format="pyarrow"):
-            columns = arrow_columns(table, self.modalities)
+        windows_of_epoch, self._first_epoch = self._first_epoch or self._windows(), None
+        for columns in windows_of_epoch:
             rows = len(columns["label"])
             order = torch.randperm(rows, generator=self.generator) if self.shuffle_window else torch.arange(rows)
             yield from index_batches(columns, order, self.batch_size, self.modalities, drop_last=True)
@@ -56,6 +67,38 @@ class TrainFeed:
         # next epoch, which Ray Data starts only when all of them ask for it.
         if _all_workers_agree(keep and bool(windows)):
             self.kept = {name: torch.cat([w[name] for w in windows]) for name in windows[0]}
+
+
+class Prefetched:
+    """Iterates `items` in a background thread, at most `depth` items ahead of the consumer; an error raised
+    while iterating is raised again in the consumer."""
+
+    _END = object()
+
+    def __init__(self, items: Iterable, depth: int):
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        # a daemon: a worker that stops consuming (a failed epoch) must still be able to exit
+        threading.Thread(target=self._fill, args=(items,), daemon=True, name="mmray-prefetch").start()
+
+    def _fill(self, items: Iterable) -> None:
+        try:
+            for item in items:
+                self._queue.put(item)
+        except BaseException as error:  # noqa: BLE001 - handed to the consumer, who raises it
+            self._queue.put(_Failure(error))
+            return
+        self._queue.put(self._END)
+
+    def __iter__(self) -> Iterator:
+        while (item := self._queue.get()) is not self._END:
+            if isinstance(item, _Failure):
+                raise item.error
+            yield item
+
+
+class _Failure:
+    def __init__(self, error: BaseException):
+        self.error = error
 
 
 def _all_workers_agree(flag: bool) -> bool:

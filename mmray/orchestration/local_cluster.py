@@ -74,12 +74,18 @@ class LocalCluster:
             raise MmrayError(f"`ray {' '.join(args)}` exited {done.returncode}: {done.stderr.strip()[-2000:]}")
         return done
 
+    @property
+    def _driver_slots(self) -> list[str]:
+        # Every node drives trials (mmray.orchestration.sweep.TRIAL_DRIVER): all nodes share this machine's
+        # 127.0.0.1, so the Train controllers' placement-group cleaners reach the head's dashboard from any node.
+        return [f'--resources={{"{TRIAL_DRIVER}": {self.cpus_per_node}}}']
+
     def start(self) -> LocalCluster:
         memory = ["--object-store-memory", str(self.object_store_bytes), "--disable-usage-stats"]
         head = Path(self._temp.name) / "node-0"
         head.mkdir()
         self._ray("start", "--head", f"--port={self.port}", f"--num-cpus={self.cpus_per_node}", f"--temp-dir={head}",
-                  f'--resources={{"{TRIAL_DRIVER}": 1}}', "--include-dashboard=true",
+                  *self._driver_slots, "--include-dashboard=true",
                   "--dashboard-host=127.0.0.1", f"--dashboard-port={self.dashboard_port}", *memory, node=0)
         for index in range(1, self.nodes):
             # Each extra node needs its own temp dir: nodes sharing one unpack a job's working dir into the same
@@ -87,7 +93,7 @@ class LocalCluster:
             temp = Path(self._temp.name) / f"node-{index}"
             temp.mkdir()
             self._ray("start", f"--address={self.address}", f"--num-cpus={self.cpus_per_node}",
-                      f"--temp-dir={temp}", *memory, node=index)
+                      f"--temp-dir={temp}", *self._driver_slots, *memory, node=index)
         return self
 
     def stop(self) -> None:

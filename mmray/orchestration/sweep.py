@@ -25,7 +25,11 @@ from mmray.orchestration.trial import run_trial
 from mmray.results import schema
 from mmray.storage import Location
 
-TRIAL_DRIVER = "trial_driver"  # custom resource: trial drivers must not hold the CPUs Ray Data needs
+# Custom resource that trial drivers hold instead of a CPU (a driver holding a CPU starves Ray Data's reads).
+# A node offers as many units as it has CPUs, and a trial asks for its workers' CPU count (at most 1): a node
+# drives the trials its CPUs could run, so on a cluster whose every node offers it, drivers spread with the work
+# (each driver's Train controller and Ray Data coordinator run on its node) instead of all loading the head.
+TRIAL_DRIVER = "trial_driver"
 
 
 def ensure_ray(address: str | None = None, verbose: bool = False) -> None:
@@ -47,13 +51,15 @@ def ensure_ray(address: str | None = None, verbose: bool = False) -> None:
         # Train's preemption watcher (one actor per trial, polling for node drains) has nothing to watch on one
         # machine; not starting it saves every trial a process start-up. Workers inherit this environment.
         os.environ.setdefault("RAY_TRAIN_ENABLE_PREEMPTION_WATCHER", "0")
-        ray.init(address="local", num_cpus=os.cpu_count(), resources={TRIAL_DRIVER: 1}, include_dashboard=True,
+        ray.init(address="local", num_cpus=os.cpu_count(), resources={TRIAL_DRIVER: os.cpu_count()},
+                 include_dashboard=True,
                  dashboard_host="127.0.0.1", **quiet)
 
 
-def trial_resources() -> tune.PlacementGroupFactory:
+def trial_resources(spec: SweepSpec) -> tune.PlacementGroupFactory:
     if ray.cluster_resources().get(TRIAL_DRIVER, 0) > 0:
-        return tune.PlacementGroupFactory([{"CPU": 0, TRIAL_DRIVER: 0.01}])
+        share = min(1.0, spec.resources.workers_per_trial * spec.resources.cpus_per_worker)
+        return tune.PlacementGroupFactory([{"CPU": 0, TRIAL_DRIVER: share}])
     return tune.PlacementGroupFactory([{"CPU": 0.01}])
 
 
@@ -123,7 +129,7 @@ def run_sweep(spec: SweepSpec, *, mirror=None, cache_dir=None, results_dir=None,
         tracking.ensure_mode(log)
         callbacks.append(tracking.trial_callback(spec, results_dir))
     concurrency = spec.resources.max_concurrent_trials or default_concurrency(spec)
-    trainable = tune.with_resources(run_trial, trial_resources())
+    trainable = tune.with_resources(run_trial, trial_resources(spec))
     first_seed, *other_seeds = spec.seeds
     runs, left_out = spec.runs()
     for benchmark, method, reason in left_out:

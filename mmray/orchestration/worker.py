@@ -15,7 +15,6 @@ import torch
 
 from mmray.data.shards import load_prepared
 from mmray.data.text import load_tokenizer
-from mmray.model_eval import Evaluation, load_eval_sets
 from mmray.orchestration.feed import TrainFeed
 from mmray.results.artifacts import write_artifacts
 from mmray.training import TrainParams, build_method, seed_everything, train_epoch
@@ -58,6 +57,15 @@ def train_loop_per_worker(config: dict) -> None:
     names = tuple(m.name for m in modalities)
     seed_everything(config["seed"])
     torch.set_num_threads(config["torch_threads"])
+    context = ray.train.get_context()
+    # First, so that Ray Data starts streaming while the model is built and the evaluation sets are read.
+    feed = TrainFeed(ray.train.get_dataset_shard("train"), modalities, params.batch_size,
+                     window=params.shuffle_buffer, cache_bytes=params.worker_cache_mib * 2**20,
+                     seed=config["seed"] * 1000 + context.get_world_rank())
+    # Imported here, not at the top: the evaluation code brings scikit-learn and SciPy (about 1 s), which the
+    # trial driver (it imports this module for train_loop_per_worker) never needs, and the worker can import
+    # while its first training batch is on the way.
+    from mmray.model_eval import Evaluation, load_eval_sets
 
     model = build_method(config["method"], modalities, prepared.num_classes, config["method_params"])
     optimizer = torch.optim.AdamW(model.param_groups(params.lr), lr=params.lr, weight_decay=params.weight_decay)
@@ -72,13 +80,9 @@ def train_loop_per_worker(config: dict) -> None:
         replay = state["metrics"]
     module = model
     model = ray.train.torch.prepare_model(model)
-    context = ray.train.get_context()
     rank0 = context.get_world_rank() == 0
     nodes = _worker_nodes(context.get_world_size())
 
-    feed = TrainFeed(ray.train.get_dataset_shard("train"), modalities, params.batch_size,
-                     window=params.shuffle_buffer, cache_bytes=params.worker_cache_mib * 2**20,
-                     seed=config["seed"] * 1000 + context.get_world_rank())
     # The probe-fitting and evaluation sets are small and fixed: rank 0 reads them once, keeps them for every
     # epoch (a Ray Data pipeline each cost seconds of start-up for a few thousand rows).
     eval_sets = load_eval_sets(prepared, params) if rank0 else {}
