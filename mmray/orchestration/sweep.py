@@ -52,8 +52,7 @@ def ensure_ray(address: str | None = None, verbose: bool = False) -> None:
         # machine; not starting it saves every trial a process start-up. Workers inherit this environment.
         os.environ.setdefault("RAY_TRAIN_ENABLE_PREEMPTION_WATCHER", "0")
         ray.init(address="local", num_cpus=os.cpu_count(), resources={TRIAL_DRIVER: os.cpu_count()},
-                 include_dashboard=True,
-                 dashboard_host="127.0.0.1", **quiet)
+                 include_dashboard=True, dashboard_host="127.0.0.1", **quiet)
 
 
 def trial_resources(spec: SweepSpec) -> tune.PlacementGroupFactory:
