@@ -11,6 +11,11 @@ export MMRAY_DATA_MIRROR ?= $(abspath $(wildcard ../shared/datasets))
 
 .PHONY: demo test bench venv clean
 
+# Byte-compile mmray before running it: every Ray process a trial starts imports the package, and where
+# PYTHONDONTWRITEBYTECODE is set (as on this project's development machines) nothing else caches the
+# compiled modules.
+BYTECODE := $(BIN)/python -m compileall -q mmray
+
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
@@ -20,15 +25,18 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 demo: $(STAMP)
+	$(BYTECODE)
 	$(BIN)/mmray sweep sweeps/demo.yaml --overwrite
 
 # pytest's exit code 5 means "no tests ran": treat it as a failure, never a pass.
 test: $(STAMP)
+	$(BYTECODE)
 	$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 
 # The performance harness: writes benchmarks/RESULTS.md and RESULTS.json (about 24 minutes on 2 cores).
 bench: $(STAMP)
+	$(BYTECODE)
 	$(BIN)/python benchmarks/perf/run.py
 
 clean:

@@ -73,11 +73,11 @@ def sweep(args: dict) -> dict:
 
 def ingest_ray(args: dict) -> dict:
     import ray.train
-    from ray.train import DataConfig, ScalingConfig
+    from ray.train import ScalingConfig
     from ray.train.torch import TorchTrainer
 
     from mmray.orchestration.sweep import ensure_ray
-    from mmray.orchestration.trial import read_dataset, use_read_path_v1
+    from mmray.orchestration.trial import data_config, read_dataset, use_read_path_v1
 
     prepared = _prepared(args)
     ensure_ray()
@@ -112,7 +112,7 @@ def ingest_ray(args: dict) -> dict:
                                  "modalities": prepared.modalities},
         scaling_config=ScalingConfig(num_workers=1, resources_per_worker={"CPU": 1}),
         datasets={"train": read_dataset(prepared, "train", seed=0)},
-        dataset_config=DataConfig(datasets_to_split=["train"]),
+        dataset_config=data_config(workers=1),
         run_config=ray.train.RunConfig(storage_path=str(out.parent)),
     )
     trainer.fit()

@@ -12,7 +12,7 @@ import warnings
 import ray
 import ray.data
 from ray import tune
-from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 from ray.tune.integration.ray_train import TuneReportCallback
 
@@ -28,9 +28,10 @@ def use_read_path_v1() -> None:
     ray.data.DataContext.get_current().use_datasource_v2 = False
 
 
-def read_dataset(prepared, split: str, seed: int):
-    """A split's shards in a seeded random file order. Shuffling files at read time streams; randomising the
-    block order afterwards is an all-to-all step that holds back the first batch until every file is read."""
+def read_dataset(prepared, split: str, seed: int, readers: int = 1):
+    """A split's shards in a seeded random file order, read by at most `readers` tasks at a time. Shuffling files
+    at read time streams; randomising the block order afterwards is an all-to-all step that holds back the first
+    batch until every file is read."""
     columns = ["label", *(m.name for m in prepared.modalities)]
     # Reading shards is I/O-bound: a quarter CPU per read task lets reads run beside Train workers that hold
     # fractional CPUs on every node (a whole-CPU read could then never be scheduled). Passed as ray_remote_args
@@ -38,13 +39,23 @@ def read_dataset(prepared, split: str, seed: int):
     # for read resources forever (Ray 2.60; found by tests/test_sweep_ray.py).
     # One block per shard file: Ray Data's default of ~200 blocks cut each 8,192-row file into 29 pieces and
     # streamed at a third of the rows/s (benchmarks/perf, ingest).
+    # At most `readers` read tasks at a time (a trial asks one per training worker): one task decodes a shard
+    # file far faster than a worker trains on it, and every further concurrent task is another worker process
+    # that Ray starts (importing Ray Data, ~1.5 s of CPU) and, once idle, stops again between epochs. Unlimited,
+    # a 1-worker trial's first streamed epoch ran at half the rows/s (benchmarks/perf, ingest).
     # the shards lie in a local folder or in the bucket of a remote shard cache
     filesystem, files = storage.resolve_files(prepared.split_files(split))
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*ray_remote_args.*deprecated")
         return ray.data.read_parquet(files, filesystem=filesystem, columns=columns,
                                      ray_remote_args={"num_cpus": 0.25}, override_num_blocks=len(files),
-                                     shuffle=ray.data.FileShuffleConfig(seed=seed))
+                                     shuffle=ray.data.FileShuffleConfig(seed=seed), concurrency=readers)
+
+
+def data_config(workers: int) -> DataConfig:
+    """Several workers split the training stream (a split-coordinator actor hands out its blocks); a single
+    worker iterates the dataset itself: one actor fewer to start per trial, and no actor call per block."""
+    return DataConfig(datasets_to_split=["train"] if workers > 1 else [])
 
 
 def run_trial(config: dict) -> None:
@@ -56,9 +67,10 @@ def run_trial(config: dict) -> None:
     trial_id = tune.get_context().get_trial_id()
     use_read_path_v1()
     run_dir = storage.join(config["results_dir"], "train", trial_id)
-    # Only the training split streams through Ray Data, split across workers; rank 0 reads the small, fixed
-    # evaluation sets itself (mmray.model_eval.load_eval_sets).
-    datasets = {"train": read_dataset(prepared, "train", config["seed"])}
+    # Only the training split streams through Ray Data; rank 0 reads the small, fixed evaluation sets itself
+    # (mmray.model_eval.load_eval_sets).
+    workers = resources["workers_per_trial"]
+    datasets = {"train": read_dataset(prepared, "train", config["seed"], readers=workers)}
     worker_config = {
         **config,
         "data_dir": str(prepared.path),
@@ -70,12 +82,13 @@ def run_trial(config: dict) -> None:
         train_loop_per_worker,
         train_loop_config=worker_config,
         scaling_config=ScalingConfig(
-            num_workers=resources["workers_per_trial"],
+            num_workers=workers,
             use_gpu=resources["gpus_per_worker"] > 0,
             resources_per_worker={"CPU": resources["cpus_per_worker"], "GPU": resources["gpus_per_worker"]},
             placement_strategy=resources["placement_strategy"],
         ),
         datasets=datasets,
+        dataset_config=data_config(workers),
         run_config=RunConfig(
             name=trial_id,
             storage_path=str(storage.join(config["results_dir"], "train")),
