@@ -47,7 +47,8 @@ def column_type(spec: ModalitySpec) -> pa.DataType:
 def decode_column(column: pa.Array | pa.ChunkedArray, spec: ModalitySpec) -> np.ndarray:
     """A modality column as a read-only (rows, values per row) array over the column's own buffer."""
     if isinstance(column, pa.ChunkedArray):
-        column = column.combine_chunks()
+        # combine_chunks copies even a single chunk; a streamed window mostly lies within one shard's block
+        column = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
     width = column.type.byte_width
     data = np.frombuffer(column.buffers()[1], dtype=np.uint8, count=len(column) * width,
                          offset=column.offset * width)

@@ -6,9 +6,9 @@ streams the shard with its files in random order and rows shuffled within window
 permutation, no copy), and keeps the converted rows when the shard fits in `cache_bytes`; every later epoch is
 a full permutation of those rows. Shards too big to keep are streamed every epoch, the same way.
 
-The first epoch's stream starts when the feed is made, in a background thread: Ray Data starts a split
-coordinator, a stats actor and read tasks before the first block arrives (about 4 s on 2 cores), and the
-worker builds its model and reads its evaluation sets meanwhile.
+Each streamed epoch is iterated in a background thread, a few windows ahead of training. The first epoch's
+stream starts when the feed is made: Ray Data starts a stats actor and read tasks before the first block
+arrives (about 4 s on 2 cores), and the worker builds its model and reads its evaluation sets meanwhile.
 """
 
 from __future__ import annotations
@@ -52,7 +52,8 @@ class TrainFeed:
             return
         windows, size = [], 0
         keep = self.cache_bytes > 0
-        windows_of_epoch, self._first_epoch = self._first_epoch or self._windows(), None
+        # streamed in a background thread, so that reading the next windows overlaps training on this one
+        windows_of_epoch, self._first_epoch = self._first_epoch or Prefetched(self._windows(), depth=2), None
         for columns in windows_of_epoch:
             rows = len(columns["label"])
             order = torch.randperm(rows, generator=self.generator) if self.shuffle_window else torch.arange(rows)
