@@ -82,3 +82,24 @@ def test_demo_sweep_as_a_job_runs_trials_on_both_nodes(cluster):
     nodes = [set(value.split(",")) for value in trials[schema.NODES]]
     assert all(len(n) == 2 for n in nodes), nodes  # each trial's two workers ran on different nodes
     shutil.rmtree(results)
+
+
+
+def test_stopping_a_cluster_leaves_none_of_its_processes():
+    """Ray's dashboard and runtime-env agents retitle themselves (no mark of the cluster left on their command
+    line): they must go with their cluster, not linger beside later sweeps and benchmarks, each taking CPU."""
+    import psutil
+
+    cluster = LocalCluster(nodes=2, cpus_per_node=1).start()
+    try:
+        agents = []
+        for process in psutil.process_iter(["cmdline"]):
+            try:
+                if any(f.path.startswith(cluster._temp.name) for f in process.open_files()):
+                    agents.append(process)
+            except psutil.Error:
+                continue
+        assert len(agents) >= 4, [a.info["cmdline"] for a in agents]  # raylets, GCS, agents of both nodes
+    finally:
+        cluster.stop()
+    assert [a.pid for a in agents if a.is_running() and a.status() != psutil.STATUS_ZOMBIE] == []

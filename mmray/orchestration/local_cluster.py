@@ -99,14 +99,13 @@ class LocalCluster:
     def stop(self) -> None:
         """Kill this cluster's processes only: `ray stop` would kill every Ray instance on the machine (another
         sweep's, a test's). Each node was started with a temp dir under ours, which its processes' command
-        lines name, and the workers they spawn carry the head's GCS address."""
+        lines name, and the workers they spawn carry the head's GCS address. Ray's dashboard and runtime-env
+        agents retitle themselves (no mark left in their command line) but keep their logs under our temp
+        dir open; matched by command line alone, they outlived every cluster, each using a few % of a core."""
         marks = (self._temp.name, f"127.0.0.1:{self.port}")
         for _ in range(3):  # processes may still be spawning workers on the first pass
-            ours = []
-            for process in psutil.process_iter(["cmdline"]):
-                command = " ".join(process.info["cmdline"] or ())
-                if process.pid != os.getpid() and any(mark in command for mark in marks):
-                    ours.append(process)
+            ours = [process for process in psutil.process_iter(["cmdline"])
+                    if process.pid != os.getpid() and self._started_by_us(process, marks)]
             if not ours:
                 break
             for process in ours:
@@ -114,6 +113,13 @@ class LocalCluster:
                     process.kill()
             psutil.wait_procs(ours, timeout=10)
         self._temp.cleanup()
+
+    def _started_by_us(self, process: psutil.Process, marks: tuple[str, ...]) -> bool:
+        if any(mark in " ".join(process.info["cmdline"] or ()) for mark in marks):
+            return True
+        with contextlib.suppress(psutil.Error):
+            return any(file.path.startswith(self._temp.name) for file in process.open_files())
+        return False
 
     def __enter__(self) -> LocalCluster:
         try:
