@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import psutil
 import pytest
 
 from mmray.orchestration.local_cluster import RAY, LocalCluster
@@ -84,12 +85,9 @@ def test_demo_sweep_as_a_job_runs_trials_on_both_nodes(cluster):
     shutil.rmtree(results)
 
 
-
 def test_stopping_a_cluster_leaves_none_of_its_processes():
     """Ray's dashboard and runtime-env agents retitle themselves (no mark of the cluster left on their command
     line): they must go with their cluster, not linger beside later sweeps and benchmarks, each taking CPU."""
-    import psutil
-
     cluster = LocalCluster(nodes=2, cpus_per_node=1).start()
     try:
         agents = []

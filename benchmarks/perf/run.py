@@ -83,12 +83,11 @@ def overhead(cfg: dict, mirror: str | None) -> dict:
     for _ in range(cfg["rounds"]):
         trials.append(run_child("sweep", args))
         plains.append(run_child("plain", args))
-    neighbours = [(a["fit_seconds"] + b["fit_seconds"]) / 2 for a, b in zip(plains, plains[1:])]
+    neighbours = _either_side([p["fit_seconds"] for p in plains])
     ratios = [t["trial_seconds"][0] / plain for t, plain in zip(trials, neighbours)]
     # Where the time goes: the training passes alone (no start-up, evaluation or reporting), trial vs plain.
-    plain_passes = [sum(p["epoch_train_seconds"]) for p in plains]
-    epoch_ratios = [sum(t["epoch_train_seconds"]) / ((a + b) / 2)
-                    for t, a, b in zip(trials, plain_passes, plain_passes[1:])]
+    plain_passes = _either_side([sum(p["epoch_train_seconds"]) for p in plains])
+    epoch_ratios = [sum(t["epoch_train_seconds"]) / plain for t, plain in zip(trials, plain_passes)]
     ratio = statistics.median(ratios)
     return {
         "rounds": cfg["rounds"], "ratios": ratios, "ratio": ratio, "goal": "<= 1.10", "met": ratio <= 1.10,
@@ -107,6 +106,11 @@ def overhead(cfg: dict, mirror: str | None) -> dict:
                    "sweep_peak_pss_mib": trials[-1]["peak_pss_bytes"] / 2**20,
                    "ratio": trials[-1]["peak_pss_bytes"] / max(plains[-1]["peak_pss_bytes"], 1)},
     }
+
+
+def _either_side(values: list[float]) -> list[float]:
+    """The mean of each neighbouring pair: the plain-loop baseline of the trial run between them."""
+    return [(a + b) / 2 for a, b in zip(values, values[1:])]
 
 
 def ingest(cfg: dict, mirror: str | None) -> dict:
