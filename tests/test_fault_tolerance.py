@@ -65,7 +65,12 @@ def _kill_group(process: subprocess.Popen) -> None:
 
 
 def test_resume_after_sigkill_reruns_nothing_and_loses_nothing(tmp_path):
-    spec, results, cache = _write_spec(tmp_path / "spec.yaml"), tmp_path / "results", tmp_path / "cache"
+    # Epochs report ~2 s apart here; with 3 epochs the trial seen running could finish before the kill landed.
+    # 8 leave it ~14 s of epochs after the first, so the kill always interrupts it.
+    epochs_per_trial = 8
+    spec = _write_spec(tmp_path / "spec.yaml",
+                       train={"epochs": epochs_per_trial, "batch_size": 64, "probe_examples": 200})
+    results, cache = tmp_path / "results", tmp_path / "cache"
     args = ["sweep", str(spec), "--results", str(results), "--cache", str(cache), "--no-report"]
     driver = _mmray(args)
     running = results / "running"
@@ -77,7 +82,7 @@ def test_resume_after_sigkill_reruns_nothing_and_loses_nothing(tmp_path):
                     len(pd.read_parquet(f)) >= 1 for f in running.glob("*.parquet")):
                 break
             assert driver.poll() is None, "the sweep ended before it could be killed"
-            time.sleep(1)
+            time.sleep(0.5)
         else:
             pytest.fail("no trial finished within 400 s")
         time.sleep(2)  # Tune saves its experiment state every second: let it record the finished trial
@@ -87,7 +92,7 @@ def test_resume_after_sigkill_reruns_nothing_and_loses_nothing(tmp_path):
         _kill_group(driver)
     before = pd.read_parquet(results / schema.TRIALS_FILE)
     interrupted = {f.stem: pd.read_parquet(f) for f in running.glob("*.parquet")}
-    assert len(before) >= 1 and interrupted
+    assert len(before) >= 1 and interrupted, "the kill should land while a trial is part-way through"
 
     _finish(_mmray([*args, "--resume"]))
     trials = pd.read_parquet(results / schema.TRIALS_FILE)
@@ -95,7 +100,7 @@ def test_resume_after_sigkill_reruns_nothing_and_loses_nothing(tmp_path):
     assert len(trials) == 3 and trials[schema.TRIAL_ID].is_unique
     assert (trials[schema.STATUS] == schema.STATUS_COMPLETED).all()
     assert not epochs.duplicated([schema.TRIAL_ID, schema.EPOCH]).any()
-    assert len(epochs) == trials[schema.EPOCHS_RUN].sum() == 9
+    assert len(epochs) == trials[schema.EPOCHS_RUN].sum() == 3 * epochs_per_trial
     # trials finished before the kill were not re-run: their rows are untouched
     kept = trials.set_index(schema.TRIAL_ID).loc[before[schema.TRIAL_ID], schema.FINISHED_AT]
     assert kept.tolist() == before.set_index(schema.TRIAL_ID)[schema.FINISHED_AT].tolist()
