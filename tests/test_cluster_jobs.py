@@ -17,6 +17,7 @@ import psutil
 import pytest
 
 from mmray.orchestration.local_cluster import RAY, LocalCluster
+from mmray.orchestration.sweep import ONE_MACHINE_RAY_ENV
 from mmray.results import schema
 
 pytestmark = pytest.mark.ray
@@ -35,6 +36,7 @@ def _run(args: list[str], env: dict, timeout: float = 120, check: bool = True) -
 def cluster(tmp_path_factory):
     with LocalCluster(nodes=2, cpus_per_node=1) as running:
         yield {"env": running.env, "base_env": running.env_without_token, "jobs": running.jobs_url,
+               "address": running.address,
                "tmp": tmp_path_factory.mktemp("cluster")}
 
 
@@ -59,6 +61,16 @@ def _submit_once(cluster, env, results: Path, cache: Path, timeout: float) -> su
         "--set", "benchmarks=[{name: synthetic-av, params: {n_train: 600, n_val: 100, n_test: 200}}]",
         "--set", "resources={workers_per_trial: 2, cpus_per_worker: 0.5, placement_strategy: SPREAD}",
     ], env, timeout=timeout, check=False)
+
+
+def test_nodes_run_with_the_one_machine_settings(cluster):
+    # e.g. no preemption-watcher actor per trial: every node is on this machine, nothing can be drained
+    port = cluster["address"].rsplit(":", 1)[1]
+    raylets = [p for p in psutil.process_iter(["cmdline"]) if (p.info["cmdline"] or [""])[0].endswith("/raylet")
+               and any(a.startswith("--gcs-address=") and a.endswith(f":{port}") for a in p.info["cmdline"])]
+    assert len(raylets) == 2
+    for raylet in raylets:
+        assert ONE_MACHINE_RAY_ENV.items() <= raylet.environ().items()
 
 
 def test_job_without_the_token_is_refused(cluster):

@@ -21,7 +21,7 @@ from pathlib import Path
 import psutil
 
 from mmray.errors import MmrayError
-from mmray.orchestration.sweep import TRIAL_DRIVER
+from mmray.orchestration.sweep import ONE_MACHINE_RAY_ENV, TRIAL_DRIVER
 
 RAY = str(Path(sys.executable).with_name("ray"))
 # `ray start` 2.60 has no --memory flag: the object store is what a node bounds here.
@@ -45,9 +45,9 @@ class LocalCluster:
         self.nodes, self.cpus_per_node, self.object_store_bytes = nodes, cpus_per_node, object_store_bytes
         self.pin_cores = pin_cores
         self.token = secrets.token_hex(32)
-        # Without inherited RAY_* settings, but with this interpreter's bin first on PATH: jobs run `python`
-        # with mmray's dependencies, as for a user with the project's virtualenv active.
-        base = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+        # Without inherited RAY_* settings but with the one-machine ones, and with this interpreter's bin first on
+        # PATH: jobs run `python` with mmray's dependencies, as for a user with the project's virtualenv active.
+        base = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")} | ONE_MACHINE_RAY_ENV
         base["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{base.get('PATH', '')}"
         base["RAY_DATA_DISABLE_PROGRESS_BARS"] = "1"
         self.env_without_token = base

@@ -32,6 +32,20 @@ from mmray.storage import Location
 TRIAL_DRIVER = "trial_driver"
 
 
+# Ray settings for instances whose nodes all run on this one machine: a local instance (where a variable the
+# user has set wins) and mmray.orchestration.local_cluster.LocalCluster.
+ONE_MACHINE_RAY_ENV = {
+    # Train's preemption watcher (one actor per trial, polling for node drains) has nothing to watch on one
+    # machine; not starting it saves every trial a process start-up.
+    "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0",
+    # Nothing scrapes these Prometheus metrics: Ray's metric export and Train's per-run metric callbacks only
+    # cost CPU beside the trials (~4 s of CPU in a 60 s one-trial sweep on 2 cores, benchmarks/perf). Set
+    # either variable to 1 to have them.
+    "RAY_enable_metrics_collection": "0",
+    "RAY_TRAIN_METRICS_ENABLED": "0",
+}
+
+
 def ensure_ray(address: str | None = None, verbose: bool = False) -> None:
     if ray.is_initialized():
         return
@@ -48,14 +62,8 @@ def ensure_ray(address: str | None = None, verbose: bool = False) -> None:
         # group of a trial stopped by ASHA keeps its CPUs reserved and the next trial's Ray Data reads hang.
         # It listens on 127.0.0.1 only. address="local": always a new instance, never a `ray start` cluster
         # that happens to run on this machine (plain ray.init() would join that one).
-        # Train's preemption watcher (one actor per trial, polling for node drains) has nothing to watch on one
-        # machine; not starting it saves every trial a process start-up. Workers inherit this environment.
-        os.environ.setdefault("RAY_TRAIN_ENABLE_PREEMPTION_WATCHER", "0")
-        # Nothing scrapes a local instance's Prometheus metrics: Ray's metric export and Train's per-run metric
-        # callbacks only cost CPU beside the trials (~4 s of CPU in a 60 s one-trial sweep on 2 cores,
-        # benchmarks/perf). Set either variable to 1 to have them.
-        os.environ.setdefault("RAY_enable_metrics_collection", "0")
-        os.environ.setdefault("RAY_TRAIN_METRICS_ENABLED", "0")
+        for name, value in ONE_MACHINE_RAY_ENV.items():  # workers inherit this environment
+            os.environ.setdefault(name, value)
         ray.init(address="local", num_cpus=os.cpu_count(), resources={TRIAL_DRIVER: os.cpu_count()},
                  include_dashboard=True, dashboard_host="127.0.0.1", **quiet)
 
