@@ -58,13 +58,12 @@ class MemorySampler:
     sweep's ~15 processes it took ~30 CPU-seconds of a 100 s trial and slowed the trial's training passes 1.5x
     (so the overhead figure measured the sampler). So a background thread reads the cheap resident set sizes
     every `interval` seconds and reads PSS only when their sum has risen `step` above the sum at the last PSS
-    reading: PSS never exceeds RSS, and it peaks where RSS does."""
+    reading: PSS never exceeds RSS, and it rises with it."""
 
     pid: int
     interval: float = 0.25
     step: float = 0.05
     peak_bytes: int = 0
-    pss_readings: int = 0
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def _processes(self) -> list[psutil.Process]:
@@ -91,8 +90,7 @@ class MemorySampler:
             rss = self._total(processes, lambda p: p.memory_info().rss)
             if rss > rss_at_last_pss * (1 + self.step):
                 rss_at_last_pss = rss
-                self.pss_readings += 1
-                pss = self._total(processes, lambda p: p.memory_full_info().pss)
+                pss = self._total(processes, _pss)
                 self.peak_bytes = max(self.peak_bytes, pss)
             self._stop.wait(self.interval)
 
@@ -104,6 +102,11 @@ class MemorySampler:
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
+
+
+def _pss(process: psutil.Process) -> int:
+    info = process.memory_full_info()
+    return getattr(info, "pss", info.rss)  # PSS is Linux-only: elsewhere RSS, which counts shared pages in full
 
 
 def run_child(mode: str, args: dict, env: dict | None = None, timeout: float = 1800, core: int | None = None
