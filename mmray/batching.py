@@ -44,7 +44,8 @@ def index_batches(columns: Columns, order: torch.Tensor, batch_size: int, modali
     stop = len(order) - (len(order) % batch_size if drop_last else 0)
     for start in range(0, stop, batch_size):
         index = order[start:start + batch_size]
-        yield to_batch({name: column[index] for name, column in columns.items()}, modalities)
+        # index_select copies whole rows; `column[index]` (advanced indexing) gathered 3x slower (benchmarks/perf)
+        yield to_batch({name: column.index_select(0, index) for name, column in columns.items()}, modalities)
 
 
 def tensor_batches(arrays: SplitArrays, batch_size: int, modalities, *, shuffle: bool = False,

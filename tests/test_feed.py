@@ -70,6 +70,18 @@ def test_a_shard_over_the_cache_limit_streams_every_epoch(dataset):
     assert not np.array_equal(first, second)
 
 
+def test_rows_over_whole_batches_at_a_block_end_join_the_next_block(dataset):
+    """Blocks of about 190 rows and batches of 64: no block holds whole batches, yet the epoch is every row once
+    in full batches (without carrying the rows over, 46 of 64 rows a block would be lost)."""
+    prepared, _ = dataset
+    shard = read_dataset(prepared, "train", seed=0)
+    row_bytes = sum(m.size * m.dtype.itemsize for m in prepared.modalities) + 8
+    shard.context.target_max_block_size = 190 * row_bytes
+    feed = TrainFeed(shard, prepared.modalities, BATCH, window=1024, cache_bytes=0, seed=0)
+    seen = rows_seen(feed.epoch())
+    assert len(seen) == len(set(seen)) == ROWS // BATCH * BATCH
+
+
 def test_window_zero_streams_in_file_order(dataset):
     prepared, shard = dataset
     feed = TrainFeed(shard, prepared.modalities, BATCH, window=0, cache_bytes=0, seed=0)

@@ -27,7 +27,7 @@ from mmray.data.spec import SPLITS, ModalitySpec, SplitArrays
 from mmray.errors import DataError, MmrayError
 from mmray.storage import Location
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 MANIFEST = "manifest.json"
 ROWS_PER_SHARD = 8192
 
@@ -83,7 +83,8 @@ def write_split(
         chunk = SplitArrays(arrays.labels[start:stop], {k: v[start:stop] for k, v in arrays.modalities.items()})
         path = split_dir / f"part-{index:05d}.parquet"
         pq.write_table(_table(split, np.arange(first_pair_id + start, first_pair_id + stop), chunk, specs),
-                       path, compression="lz4", use_dictionary=False)
+                       path, compression="lz4", use_dictionary=False,
+                       write_statistics=["pair_id", "label"])  # min/max of a whole example's bytes help no reader
         files[path.name] = {"rows": stop - start, "sha256": sha256_file(path), "bytes": path.stat().st_size}
     labels, counts = np.unique(arrays.labels, return_counts=True)
     return {
@@ -189,13 +190,18 @@ def verify_prepared(path: str | Path) -> PreparedData:
     return prepared
 
 
+def _in_memory(values: np.ndarray) -> np.ndarray:
+    return values.astype(np.float32) if values.dtype == np.float16 else values
+
+
 def read_split(prepared: PreparedData, split: str, limit: int | None = None) -> SplitArrays:
     """Read a split into memory (for evaluation outside Ray, notebooks and the plain-loop baseline)."""
     filesystem, files = storage.resolve_files(prepared.split_files(split))
     shards = pa_dataset.dataset(files, format="parquet", filesystem=filesystem)
     # head() reads only the leading row groups it needs: a 4,000-row probe set of a 55,000-row split reads one
     table = shards.to_table() if limit is None else shards.head(limit)
-    modalities = {spec.name: decode_column(table.column(spec.name), spec).reshape(-1, *spec.shape)
+    # float32 in memory, as every batch is: numpy code (probes, statistics) over float16 is slow and imprecise
+    modalities = {spec.name: _in_memory(decode_column(table.column(spec.name), spec).reshape(-1, *spec.shape))
                   for spec in prepared.modalities}
     return SplitArrays(table.column("label").to_numpy(), modalities)
 

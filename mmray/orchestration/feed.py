@@ -23,6 +23,7 @@ import torch.distributed as dist
 from mmray.batching import arrow_columns, index_batches
 from mmray.data.spec import ModalitySpec
 from mmray.methods.base import Batch
+from mmray.training import to_batch
 
 
 class TrainFeed:
@@ -42,8 +43,11 @@ class TrainFeed:
         self._first_epoch: Iterable | None = Prefetched(self._windows(), depth=2)
 
     def _windows(self) -> Iterator[dict[str, torch.Tensor]]:
-        for table in self.shard.iter_batches(batch_size=self.window, batch_format="pyarrow"):
-            yield arrow_columns(table, self.modalities)
+        # Whole blocks, cut here into windows: slicing a block is free, where Ray Data's batcher copied every
+        # window that spans two blocks into one (benchmarks/perf, ingest).
+        for table in self.shard.iter_batches(batch_size=None, batch_format="pyarrow"):
+            for start in range(0, len(table), self.window):
+                yield arrow_columns(table.slice(start, self.window), self.modalities)
 
     def epoch(self) -> Iterator[Batch]:
         if self.kept is not None:
@@ -54,16 +58,28 @@ class TrainFeed:
         keep = self.cache_bytes > 0
         # streamed in a background thread, so that reading the next windows overlaps training on this one
         windows_of_epoch, self._first_epoch = self._first_epoch or Prefetched(self._windows(), depth=2), None
+        carried: dict[str, torch.Tensor] | None = None  # rows short of a batch at a window's end (gathered)
         for columns in windows_of_epoch:
             rows = len(columns["label"])
             order = torch.randperm(rows, generator=self.generator) if self.shuffle_window else torch.arange(rows)
+            if carried is not None:  # the last window's rows over whole batches start this window's first batch
+                needed = self.batch_size - len(carried["label"])
+                take, order = order[:needed], order[needed:]
+                carried = {name: torch.cat([carried[name], column.index_select(0, take)])
+                           for name, column in columns.items()}
+                if len(carried["label"]) == self.batch_size:
+                    yield to_batch(carried, self.modalities)
+                    carried = None
             yield from index_batches(columns, order, self.batch_size, self.modalities, drop_last=True)
+            if over := len(order) % self.batch_size:  # a block's last window seldom holds whole batches
+                carried = {name: column.index_select(0, order[-over:]) for name, column in columns.items()}
             if keep:
                 windows.append(columns)
                 size += sum(column.nbytes for column in columns.values())
                 keep = size <= self.cache_bytes
                 if not keep:
                     windows = []
+        # (rows still carried at the epoch's end are dropped, as drop_last does)
         # Every worker must decide alike: a worker that stopped iterating its shard would stall the others'
         # next epoch, which Ray Data starts only when all of them ask for it.
         if _all_workers_agree(keep and bool(windows)):

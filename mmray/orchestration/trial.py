@@ -28,28 +28,34 @@ def use_read_path_v1() -> None:
     ray.data.DataContext.get_current().use_datasource_v2 = False
 
 
+# Blocks of a streamed split: a few thousand rows each, so the first arrives soon and windows seldom span two.
+READ_BLOCK_BYTES = 32 * 2**20
+
+
 def read_dataset(prepared, split: str, seed: int, readers: int = 1):
-    """A split's shards in a seeded random file order, read by at most `readers` tasks at a time. Shuffling files
-    at read time streams; randomising the block order afterwards is an all-to-all step that holds back the first
-    batch until every file is read."""
+    """A split's shards in a seeded random file order, read by `readers` tasks that each stream their files'
+    blocks. Shuffling files at read time streams; randomising the block order afterwards is an all-to-all step
+    that holds back the first batch until every file is read."""
     columns = ["label", *(m.name for m in prepared.modalities)]
     # Reading shards is I/O-bound: a quarter CPU per read task lets reads run beside Train workers that hold
     # fractional CPUs on every node (a whole-CPU read could then never be scheduled). Passed as ray_remote_args
     # despite its deprecation warning: the named `num_cpus` argument makes the second trial of a sweep wait
     # for read resources forever (Ray 2.60; found by tests/test_sweep_ray.py).
-    # One block per shard file: Ray Data's default of ~200 blocks cut each 8,192-row file into 29 pieces and
-    # streamed at a third of the rows/s (benchmarks/perf, ingest).
-    # At most `readers` read tasks at a time (a trial asks one per training worker): one task decodes a shard
-    # file far faster than a worker trains on it, and every further concurrent task is another worker process
-    # that Ray starts (importing Ray Data, ~1.5 s of CPU) and, once idle, stops again between epochs. Unlimited,
-    # a 1-worker trial's first streamed epoch ran at half the rows/s (benchmarks/perf, ingest).
+    # One read task per training worker (a trial asks one reader per worker), each reading its files one after
+    # another and yielding every READ_BLOCK_BYTES as a block: one task decodes shards far faster than a worker
+    # trains on them. A task per file cost the worker a task submission per file each epoch, and ran an epoch
+    # at 0.8x the rows/s (benchmarks/perf, ingest); more concurrent tasks are more worker processes that Ray
+    # starts (importing Ray Data, ~1.5 s of CPU) and, once idle, stops again between epochs.
     # the shards lie in a local folder or in the bucket of a remote shard cache
     filesystem, files = storage.resolve_files(prepared.split_files(split))
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*ray_remote_args.*deprecated")
-        return ray.data.read_parquet(files, filesystem=filesystem, columns=columns,
-                                     ray_remote_args={"num_cpus": 0.25}, override_num_blocks=len(files),
-                                     shuffle=ray.data.FileShuffleConfig(seed=seed), concurrency=readers)
+        dataset = ray.data.read_parquet(files, filesystem=filesystem, columns=columns,
+                                        ray_remote_args={"num_cpus": 0.25},
+                                        override_num_blocks=min(readers, len(files)),
+                                        shuffle=ray.data.FileShuffleConfig(seed=seed), concurrency=readers)
+    dataset.context.target_max_block_size = READ_BLOCK_BYTES
+    return dataset
 
 
 def data_config(workers: int) -> DataConfig:
