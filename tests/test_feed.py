@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ import torch
 from mmray.data import prepare
 from mmray.data.shards import ROWS_PER_SHARD, read_split
 from mmray.orchestration.feed import Prefetched, TrainFeed
-from mmray.orchestration.trial import read_dataset, use_read_path_v1
+from mmray.orchestration.trial import read_dataset
 
 ROWS, BATCH = 3000, 64  # 3,000 rows: one shard file, so file order alone would not shuffle anything
 
@@ -24,7 +25,6 @@ def dataset(tmp_path_factory):
                        cache_dir=tmp_path_factory.mktemp("cache"), log=lambda *_: None)
     ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level=logging.WARNING,
              log_to_driver=False)
-    use_read_path_v1()
     try:
         yield prepared, read_dataset(prepared, "train", seed=0)
     finally:
@@ -99,3 +99,20 @@ def test_prefetched_yields_in_order_and_raises_the_stream_error_in_the_consumer(
         for item in Prefetched(stream(), depth=2):
             seen.append(item)
     assert seen == [0, 1, 2, 3, 4]
+
+
+def test_a_shard_damaged_after_preparing_names_the_file_and_the_rebuild(dataset, tmp_path):
+    """Same size, so opening the set passes; the read task says which file and how to rebuild it."""
+    prepared = prepare("synthetic-av", {"n_train": 300, "n_val": 50, "n_test": 50}, cache_dir=tmp_path,
+                       log=lambda *_: None)
+    shard = prepared.split_files("train")[0]
+    size = Path(shard).stat().st_size
+    with open(shard, "r+b") as f:
+        f.seek(size - 8)
+        footer = int.from_bytes(f.read(4), "little")
+        f.seek(4)
+        f.write(b"\xff" * (size - footer - 12))  # every page, between the leading magic bytes and the footer
+    feed = TrainFeed(read_dataset(prepared, "train", seed=0), prepared.modalities, BATCH, window=1024,
+                     cache_bytes=0, seed=0)
+    with pytest.raises(Exception, match=rf"(?s)shard {shard} cannot be read .*mmray data prepare synthetic-av"):
+        list(feed.epoch())

@@ -55,6 +55,14 @@ scheduler: {{type: asha, grace_period: 1}}
     return out, lines
 
 
+def test_ray_data_and_train_shared_actors_are_up_before_the_first_trial(ray_session):
+    """ensure_ray asks for them, so the first trial does not start them on its way to its first batch."""
+    import ray
+
+    assert ray.get_actor("datasets_stats_actor", namespace="_dataset_stats_actor") is not None
+    assert ray.get_actor("AutoscalingCoordinator", namespace="AutoscalingCoordinator") is not None
+
+
 def test_sweep_writes_both_tables_with_one_row_per_trial_and_epoch(synthetic_sweep):
     out, _ = synthetic_sweep
     results = api.load_results(out)

@@ -77,11 +77,10 @@ def ingest_ray(args: dict) -> dict:
     from ray.train.torch import TorchTrainer
 
     from mmray.orchestration.sweep import ensure_ray
-    from mmray.orchestration.trial import data_config, read_dataset, use_read_path_v1
+    from mmray.orchestration.trial import data_config, read_dataset
 
     prepared = _prepared(args)
     ensure_ray()
-    use_read_path_v1()
 
     def loop(config):
         from mmray.orchestration.feed import TrainFeed

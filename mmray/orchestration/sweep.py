@@ -66,6 +66,21 @@ def ensure_ray(address: str | None = None, verbose: bool = False) -> None:
             os.environ.setdefault(name, value)
         ray.init(address="local", num_cpus=os.cpu_count(), resources={TRIAL_DRIVER: os.cpu_count()},
                  include_dashboard=True, dashboard_host="127.0.0.1", **quiet)
+    start_shared_actors()
+
+
+def start_shared_actors() -> None:
+    """Ray Data's stats actor and the autoscaling coordinator (which Train asks for a trial's workers) are
+    cluster-wide actors that Ray creates on first use: inside the first trial, each a process to start on its
+    path to the first batch (about 3 s each on 2 cores, benchmarks/perf). Asked for here (it returns at once;
+    an existing actor is reused), they start while Tune does. Ray's own helpers, as Ray names them in 2.60."""
+    from ray.data._internal.cluster_autoscaler.default_autoscaling_coordinator import (
+        get_or_create_autoscaling_coordinator,
+    )
+    from ray.data._internal.stats import get_or_create_stats_actor
+
+    get_or_create_stats_actor()
+    get_or_create_autoscaling_coordinator()
 
 
 def trial_resources(spec: SweepSpec) -> tune.PlacementGroupFactory:

@@ -18,14 +18,8 @@ from ray.tune.integration.ray_train import TuneReportCallback
 
 from mmray import storage
 from mmray.data import prepare
+from mmray.orchestration.shard_source import ShardSource
 from mmray.orchestration.worker import train_loop_per_worker
-
-
-def use_read_path_v1() -> None:
-    """Ray Data's V2 read path adds a file-listing step that always asks for a whole CPU, which never fits
-    beside fractional-CPU workers: use the V1 path, whose only tasks are the reads. The calling process owns
-    this DataContext, and datasets created afterwards copy it."""
-    ray.data.DataContext.get_current().use_datasource_v2 = False
 
 
 # Blocks of a streamed split: a few thousand rows each, so the first arrives soon and windows seldom span two.
@@ -33,27 +27,23 @@ READ_BLOCK_BYTES = 32 * 2**20
 
 
 def read_dataset(prepared, split: str, seed: int, readers: int = 1):
-    """A split's shards in a seeded random file order, read by `readers` tasks that each stream their files'
-    blocks. Shuffling files at read time streams; randomising the block order afterwards is an all-to-all step
-    that holds back the first batch until every file is read."""
-    columns = ["label", *(m.name for m in prepared.modalities)]
+    """A split's shards in a seeded random file order (a new one every epoch), read by `readers` tasks that
+    each stream their files' blocks. Shuffling files at read time streams; randomising the block order
+    afterwards is an all-to-all step that holds back the first batch until every file is read."""
     # Reading shards is I/O-bound: a quarter CPU per read task lets reads run beside Train workers that hold
     # fractional CPUs on every node (a whole-CPU read could then never be scheduled). Passed as ray_remote_args
     # despite its deprecation warning: the named `num_cpus` argument makes the second trial of a sweep wait
     # for read resources forever (Ray 2.60; found by tests/test_sweep_ray.py).
     # One read task per training worker (a trial asks one reader per worker), each reading its files one after
-    # another and yielding every READ_BLOCK_BYTES as a block: one task decodes shards far faster than a worker
-    # trains on them. A task per file cost the worker a task submission per file each epoch, and ran an epoch
-    # at 0.8x the rows/s (benchmarks/perf, ingest); more concurrent tasks are more worker processes that Ray
-    # starts (importing Ray Data, ~1.5 s of CPU) and, once idle, stops again between epochs.
-    # the shards lie in a local folder or in the bucket of a remote shard cache
-    filesystem, files = storage.resolve_files(prepared.split_files(split))
+    # another: one task decodes shards far faster than a worker trains on them. A task per file cost the worker
+    # a task submission per file each epoch, and ran an epoch at 0.8x the rows/s (benchmarks/perf, ingest);
+    # more concurrent tasks are more worker processes that Ray starts (importing Ray Data, ~1.5 s of CPU) and,
+    # once idle, stops again between epochs.
+    source = ShardSource(prepared, split, seed)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*ray_remote_args.*deprecated")
-        dataset = ray.data.read_parquet(files, filesystem=filesystem, columns=columns,
-                                        ray_remote_args={"num_cpus": 0.25},
-                                        override_num_blocks=min(readers, len(files)),
-                                        shuffle=ray.data.FileShuffleConfig(seed=seed), concurrency=readers)
+        dataset = ray.data.read_datasource(source, ray_remote_args={"num_cpus": 0.25}, concurrency=readers,
+                                           override_num_blocks=min(readers, len(source.files)))
     dataset.context.target_max_block_size = READ_BLOCK_BYTES
     return dataset
 
@@ -71,7 +61,6 @@ def run_trial(config: dict) -> None:
                        cache_dir=config["cache_dir"], log=lambda *_: None)
     resources = config["resources"]
     trial_id = tune.get_context().get_trial_id()
-    use_read_path_v1()
     run_dir = storage.join(config["results_dir"], "train", trial_id)
     # Only the training split streams through Ray Data; rank 0 reads the small, fixed evaluation sets itself
     # (mmray.model_eval.load_eval_sets).
