@@ -13,6 +13,7 @@ import torch
 from mmray.data import prepare
 from mmray.data.shards import ROWS_PER_SHARD, read_split
 from mmray.orchestration.feed import Prefetched, TrainFeed
+from mmray.orchestration.shard_source import ShardSource
 from mmray.orchestration.trial import read_dataset
 
 ROWS, BATCH = 3000, 64  # 3,000 rows: one shard file, so file order alone would not shuffle anything
@@ -75,8 +76,7 @@ def test_rows_over_whole_batches_at_a_block_end_join_the_next_block(dataset):
     in full batches (without carrying the rows over, 46 of 64 rows a block would be lost)."""
     prepared, _ = dataset
     shard = read_dataset(prepared, "train", seed=0)
-    row_bytes = sum(m.size * m.dtype.itemsize for m in prepared.modalities) + 8
-    shard.context.target_max_block_size = 190 * row_bytes
+    shard.context.target_max_block_size = 190 * ShardSource(prepared, "train", seed=0).row_bytes
     feed = TrainFeed(shard, prepared.modalities, BATCH, window=1024, cache_bytes=0, seed=0)
     seen = rows_seen(feed.epoch())
     assert len(seen) == len(set(seen)) == ROWS // BATCH * BATCH

@@ -41,7 +41,7 @@ def sha256_file(path: Location) -> str:
 
 
 def column_type(spec: ModalitySpec) -> pa.DataType:
-    return pa.binary(spec.size * spec.dtype.itemsize)
+    return pa.binary(spec.nbytes)
 
 
 def decode_column(column: pa.Array | pa.ChunkedArray, spec: ModalitySpec) -> np.ndarray:

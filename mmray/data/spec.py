@@ -47,6 +47,11 @@ class ModalitySpec:
         finer than their sources (8-bit pixels; log-mels standardised to unit variance). Batches are float32."""
         return np.dtype(np.int64 if self.kind == "text" else np.float16)
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes of one example as shards store it."""
+        return self.size * self.dtype.itemsize
+
     def to_json(self) -> dict:
         out = {"name": self.name, "kind": self.kind, "shape": list(self.shape)}
         if self.kind == "text":

@@ -31,7 +31,7 @@ class ShardSource(Datasource):
         self.rows = [entries[name]["rows"] for name in sorted(entries)]  # split_files' order
         modalities = prepared.modalities
         self.schema = pa.schema([("label", pa.int64()), *((m.name, column_type(m)) for m in modalities)])
-        self.row_bytes = 8 + sum(m.size * m.dtype.itemsize for m in modalities)
+        self.row_bytes = 8 + sum(m.nbytes for m in modalities)  # the int64 label and each modality
         self.seed = seed
         self.fix = f"rebuild the set: `{rebuild_command(prepared.manifest)}` (with your --mirror/--cache)"
 
