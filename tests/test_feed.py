@@ -13,8 +13,7 @@ import torch
 from mmray.data import prepare
 from mmray.data.shards import ROWS_PER_SHARD, read_split
 from mmray.orchestration.feed import Prefetched, TrainFeed
-from mmray.orchestration.shard_source import ShardSource
-from mmray.orchestration.trial import read_dataset
+from mmray.orchestration.shard_source import ShardSource, read_dataset
 
 ROWS, BATCH = 3000, 64  # 3,000 rows: one shard file, so file order alone would not shuffle anything
 

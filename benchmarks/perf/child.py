@@ -77,7 +77,7 @@ def ingest_ray(args: dict) -> dict:
     from ray.train.torch import TorchTrainer
 
     from mmray.orchestration.sweep import ensure_ray
-    from mmray.orchestration.trial import data_config, read_dataset
+    from mmray.orchestration.worker import training_stream
 
     prepared = _prepared(args)
     ensure_ray()
@@ -94,7 +94,7 @@ def ingest_ray(args: dict) -> dict:
                 out.append(rows / (time.perf_counter() - started))
             return out
 
-        shard = ray.train.get_dataset_shard("train")
+        shard = training_stream(config["prepared"], seed=0, world_size=1)  # as a one-worker trial reads it
         feed = functools.partial(TrainFeed, shard, config["modalities"], config["batch_size"],
                                  window=config["shuffle_buffer"], seed=0)
         # Every epoch read from the shards (a shard too big to keep); then what a trial does: stream the first
@@ -108,10 +108,8 @@ def ingest_ray(args: dict) -> dict:
     trainer = TorchTrainer(
         loop, train_loop_config={"out": str(out), "epochs": args["epochs"], "batch_size": args["batch_size"],
                                  "shuffle_buffer": args["shuffle_buffer"], "cache_mib": args["cache_mib"],
-                                 "modalities": prepared.modalities},
+                                 "modalities": prepared.modalities, "prepared": prepared},
         scaling_config=ScalingConfig(num_workers=1, resources_per_worker={"CPU": 1}),
-        datasets={"train": read_dataset(prepared, "train", seed=0)},
-        dataset_config=data_config(workers=1),
         run_config=ray.train.RunConfig(storage_path=str(out.parent)),
     )
     trainer.fit()

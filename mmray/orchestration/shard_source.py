@@ -10,16 +10,43 @@ order every execution (epoch).
 from __future__ import annotations
 
 import functools
+import warnings
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import ray.data
 from ray.data.block import BlockMetadata
 from ray.data.datasource import Datasource, ReadTask
 
 from mmray import storage
 from mmray.data.shards import PreparedData, column_type, rebuild_command
 from mmray.errors import DataError
+
+# Blocks of a streamed split: a few thousand rows each, so the first arrives soon and windows seldom span two.
+READ_BLOCK_BYTES = 32 * 2**20
+
+
+def read_dataset(prepared, split: str, seed: int, readers: int = 1):
+    """A split's shards in a seeded random file order (a new one every epoch), read by `readers` tasks that
+    each stream their files' blocks. Shuffling files at read time streams; randomising the block order
+    afterwards is an all-to-all step that holds back the first batch until every file is read."""
+    # Reading shards is I/O-bound: a quarter CPU per read task lets reads run beside Train workers that hold
+    # fractional CPUs on every node (a whole-CPU read could then never be scheduled). Passed as ray_remote_args
+    # despite its deprecation warning: the named `num_cpus` argument makes the second trial of a sweep wait
+    # for read resources forever (Ray 2.60; found by tests/test_sweep_ray.py).
+    # One read task per training worker (a trial asks one reader per worker), each reading its files one after
+    # another: one task decodes shards far faster than a worker trains on them. A task per file cost the worker
+    # a task submission per file each epoch, and ran an epoch at 0.8x the rows/s (benchmarks/perf, ingest);
+    # more concurrent tasks are more worker processes that Ray starts (importing Ray Data, ~1.5 s of CPU) and,
+    # once idle, stops again between epochs.
+    source = ShardSource(prepared, split, seed)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*ray_remote_args.*deprecated")
+        dataset = ray.data.read_datasource(source, ray_remote_args={"num_cpus": 0.25}, concurrency=readers,
+                                           override_num_blocks=min(readers, len(source.files)))
+    dataset.context.target_max_block_size = READ_BLOCK_BYTES
+    return dataset
 
 
 class ShardSource(Datasource):
