@@ -104,6 +104,15 @@ def test_finished_trials_store_their_pictures_as_data(synthetic_sweep):
         assert len(rotations) == 2 * latent * latent
 
 
+def test_one_worker_trials_start_no_dataset_manager(synthetic_sweep):
+    """One-worker trials read their split in the worker; Train would otherwise start a DatasetManager actor in
+    each (the State API lists dead actors too)."""
+    from ray.util.state import list_actors
+
+    assert list_actors(filters=[("class_name", "=", "TrainController")])  # the query sees this sweep's actors
+    assert list_actors(filters=[("class_name", "=", "DatasetManager")]) == []
+
+
 def test_sweep_learns_above_chance(synthetic_sweep):
     trials = api.load_results(synthetic_sweep[0]).trials
     assert trials["best/val/fused_acc"].max() > 0.3  # 10 classes: chance is 0.1
