@@ -45,7 +45,7 @@ FULL = {
                  "benchmark_params": {"max_train": 12000, "max_eval": 2000, "n_val_images": 2000},
                  "train": {"epochs": 3, "batch_size": 128, "probe_examples": 4000}, "torch_threads": CORES,
                  "rounds": 2},
-    "ingest": {"benchmark": "avmnist", "benchmark_params": {}, "epochs": 4, "batch_size": 128,
+    "ingest": {"benchmark": "avmnist", "benchmark_params": {}, "epochs": 8, "rounds": 2, "batch_size": 128,
                "shuffle_buffer": 4096, "cache_mib": 2048},
     "search": {"space": SPACE, "epochs": 12, "random_trials": 64, "seeds": list(range(10)),
                "train": {"batch_size": 128, "probe_examples": 1000},
@@ -63,7 +63,7 @@ QUICK = {
                                       "frames": 16},
                  "train": {"epochs": 2, "batch_size": 64, "probe_examples": 200}, "rounds": 1},
     "ingest": {**FULL["ingest"], "benchmark": "synthetic-av", "benchmark_params": {"n_train": 2000},
-               "epochs": 2},
+               "epochs": 2, "rounds": 1},
     "search": {**FULL["search"], "space": {**SPACE, "latent_dim": [8], "temperature": [0.5], "lr": [1e-3]},
                "epochs": 2, "random_trials": 4, "seeds": [0], "train": {"batch_size": 64, "probe_examples": 200},
                "benchmark_params": {**FULL["search"]["benchmark_params"], "n_train": 200, "n_val": 100}},
@@ -116,15 +116,26 @@ def _either_side(values: list[float]) -> list[float]:
 
 def ingest(cfg: dict, mirror: str | None) -> dict:
     args = {**cfg, "mirror": mirror}
-    torch_rates = run_child("ingest_torch", args)["samples_per_second"]
-    ray_rates = run_child("ingest_ray", args)
-    streamed, kept = ray_rates["samples_per_second"]["streamed"], ray_rates["samples_per_second"]["kept"]
-    best_torch = max(torch_rates)
-    ratio = max(streamed) / best_torch
-    return {"rows": ray_rates["rows"], "streamed_samples_per_second": streamed,
+    # An avmnist epoch takes ~0.3 s either way, so one hiccup of this shared VM moves an epoch's rate by tens of
+    # percent (one run of 4 epochs each gave 1.09x, the next 0.76x): DataLoader and Ray Data runs alternate, and
+    # each side's figure is its best epoch over all rounds (the first streamed epoch of a run, which also starts
+    # Ray Data's read worker, is reported but not counted).
+    torch_rates, streamed, kept = [], [], []
+    for _ in range(cfg["rounds"]):
+        torch_rates.append(run_child("ingest_torch", args)["samples_per_second"])
+        ray_rates = run_child("ingest_ray", args)
+        streamed.append(ray_rates["samples_per_second"]["streamed"])
+        kept.append(ray_rates["samples_per_second"]["kept"])
+    best_torch = max(max(rates) for rates in torch_rates)
+    best_streamed = max(max(rates[1:] or rates) for rates in streamed)
+    ratio = best_streamed / best_torch
+    return {"rows": ray_rates["rows"], "rounds": cfg["rounds"], "streamed_samples_per_second": streamed,
             "kept_samples_per_second": kept, "dataloader_samples_per_second": torch_rates,
-            "ratio": ratio, "kept_ratio": max(kept[1:] or kept) / best_torch, "goal": ">= 0.9",
-            "met": ratio >= 0.9}
+            "best_streamed": best_streamed, "best_dataloader": best_torch,
+            "median_streamed": statistics.median(x for rates in streamed for x in rates[1:] or rates),
+            "median_dataloader": statistics.median(x for rates in torch_rates for x in rates),
+            "ratio": ratio, "kept_ratio": max(max(rates[1:] or rates) for rates in kept) / best_torch,
+            "goal": ">= 0.9", "met": ratio >= 0.9}
 
 
 def search(cfg: dict) -> dict:
@@ -201,11 +212,11 @@ def write(results: dict, out_dir: Path) -> None:
     if "ingest" in s:
         i = s["ingest"]
         lines.append(f"| ingest, samples/s, an epoch streamed from Parquet ({i['rows']} rows) "
-                     f"| {max(i['streamed_samples_per_second']):,.0f} | {max(i['dataloader_samples_per_second']):,.0f}"
-                     f" DataLoader | {i['ratio']:.2f}x | {i['goal']} | {'yes' if i['met'] else 'no'} |")
+                     f"| {i['best_streamed']:,.0f} | {i['best_dataloader']:,.0f} DataLoader | {i['ratio']:.2f}x "
+                     f"| {i['goal']} | {'yes' if i['met'] else 'no'} |")
         lines.append(f"| ingest, samples/s, later epochs of a trial (rows kept in the worker) "
-                     f"| {max(i['kept_samples_per_second'][1:] or i['kept_samples_per_second']):,.0f} "
-                     f"| {max(i['dataloader_samples_per_second']):,.0f} DataLoader | {i['kept_ratio']:.2f}x | - | - |")
+                     f"| {max(max(rates) for rates in i['kept_samples_per_second']):,.0f} "
+                     f"| {i['best_dataloader']:,.0f} DataLoader | {i['kept_ratio']:.2f}x | - | - |")
     if "search" in s:
         r = s["search"]
         lines.append(f"| epochs to random search's best ({len(r['per_seed'])} seeds: mean; geometric mean "
@@ -230,10 +241,12 @@ def write(results: dict, out_dir: Path) -> None:
                   f"Whole one-trial sweep (Ray start-up included): {o['sweep_seconds']:.1f} s."]
     if "ingest" in s:
         i = s["ingest"]
-        lines += ["", "Ingest, samples/s per epoch: streamed "
-                  + ", ".join(f"{x:,.0f}" for x in i["streamed_samples_per_second"])
-                  + " (the first also starts Ray Data's read workers); DataLoader "
-                  + ", ".join(f"{x:,.0f}" for x in i["dataloader_samples_per_second"]) + "."]
+        rates = lambda runs: "; ".join(", ".join(f"{x:,.0f}" for x in run) for run in runs)  # noqa: E731
+        lines += ["", f"Ingest, samples/s per epoch, DataLoader and Ray Data runs alternated ({i['rounds']} "
+                  f"round(s)), each figure the best epoch: streamed {rates(i['streamed_samples_per_second'])} "
+                  f"(each run's first epoch also starts Ray Data's read worker and is not counted); DataLoader "
+                  f"{rates(i['dataloader_samples_per_second'])}. Medians: streamed {i['median_streamed']:,.0f}, "
+                  f"DataLoader {i['median_dataloader']:,.0f}."]
     if "scaling" in s:
         runs = s["scaling"]["runs"]
         lines += ["", "Trials per hour: one node, two nodes, one node again (the two-node rate against the mean of "
