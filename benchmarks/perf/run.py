@@ -9,8 +9,9 @@ Figures:
              trial (Ray Data -> TorchTrainer -> Tune), alternated over 2 rounds; goal <= 1.10x; plus trial
              start -> first batch latency and the training passes' own ratio
   ingest     samples/s of an epoch streamed from the Parquet shards through Ray Data into a Train worker (as in a
-             1-worker trial) vs a torch DataLoader over in-memory tensors, the best of 4 epochs each; goal >= 0.9x.
-             The first streamed epoch, which also starts Ray Data's read workers, is reported beside it. Also
+             1-worker trial) vs a torch DataLoader over in-memory tensors, alternated over 2 rounds of 8 epochs,
+             the best epoch each (medians beside); goal >= 0.9x. The first streamed epoch of a run, which also
+             starts Ray Data's read worker, is reported but not counted. Also
              reported: the later epochs of a trial, which a worker serves from the rows it kept while streaming
              the first (mmray/orchestration/feed.py)
   search     epochs Optuna TPE + ASHA needs to reach the best score random search (no early stopping) finds
