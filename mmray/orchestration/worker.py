@@ -53,8 +53,8 @@ def _worker_nodes(world_size: int) -> str:
 
 def training_stream(prepared, seed: int, world_size: int):
     """This worker's training stream. Several workers split the one dataset the trial gave its trainer;
-    a single worker reads the split itself. Train starts its DatasetManager actor either way, but the
-    first batch then does not wait for that process to start and answer (benchmarks/perf)."""
+    a single worker reads the split itself, so its trial starts no DatasetManager actor for Train to hand
+    the dataset out through (mmray.orchestration.trial.SelfFedTorchTrainer; benchmarks/perf)."""
     if world_size > 1:
         return ray.train.get_dataset_shard("train")
     return read_dataset(prepared, "train", seed).iterator()
