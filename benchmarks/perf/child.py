@@ -74,9 +74,9 @@ def sweep(args: dict) -> dict:
 def ingest_ray(args: dict) -> dict:
     import ray.train
     from ray.train import ScalingConfig
-    from ray.train.torch import TorchTrainer
 
     from mmray.orchestration.sweep import ensure_ray
+    from mmray.orchestration.trial import SelfFedTorchTrainer
     from mmray.orchestration.worker import training_stream
 
     prepared = _prepared(args)
@@ -95,7 +95,7 @@ def ingest_ray(args: dict) -> dict:
             return out
 
         shard = training_stream(config["prepared"], seed=0, world_size=1)  # as a one-worker trial reads it
-        feed = functools.partial(TrainFeed, shard, config["modalities"], config["batch_size"],
+        feed = functools.partial(TrainFeed, shard, config["prepared"].modalities, config["batch_size"],
                                  window=config["shuffle_buffer"], seed=0)
         # Every epoch read from the shards (a shard too big to keep); then what a trial does: stream the first
         # epoch, keep the rows, serve later epochs from the worker's memory.
@@ -105,10 +105,10 @@ def ingest_ray(args: dict) -> dict:
         Path(config["out"]).write_text(json.dumps(result))
 
     out = Path(tempfile.mkdtemp(prefix="mmray-perf-ingest-")) / "rates.json"
-    trainer = TorchTrainer(
+    trainer = SelfFedTorchTrainer(  # as a one-worker trial runs it
         loop, train_loop_config={"out": str(out), "epochs": args["epochs"], "batch_size": args["batch_size"],
                                  "shuffle_buffer": args["shuffle_buffer"], "cache_mib": args["cache_mib"],
-                                 "modalities": prepared.modalities, "prepared": prepared},
+                                 "prepared": prepared},
         scaling_config=ScalingConfig(num_workers=1, resources_per_worker={"CPU": 1}),
         run_config=ray.train.RunConfig(storage_path=str(out.parent)),
     )

@@ -70,8 +70,8 @@ def train_loop_per_worker(config: dict) -> None:
     context = ray.train.get_context()
     # First, so that Ray Data starts streaming while the model is built and the evaluation sets are read.
     feed = TrainFeed(training_stream(prepared, config["seed"], context.get_world_size()), modalities,
-                     params.batch_size,
-                     window=params.shuffle_buffer, cache_bytes=params.worker_cache_mib * 2**20,
+                     params.batch_size, window=params.shuffle_buffer,
+                     cache_bytes=params.worker_cache_mib * 2**20,
                      seed=config["seed"] * 1000 + context.get_world_rank())
     # Imported here, not at the top: the evaluation code brings scikit-learn and SciPy (about 1 s), which the
     # trial driver (it imports this module for train_loop_per_worker) never needs, and the worker can import
