@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pandas as pd
 import pytest
 
@@ -104,13 +106,69 @@ def test_finished_trials_store_their_pictures_as_data(synthetic_sweep):
         assert len(rotations) == 2 * latent * latent
 
 
-def test_one_worker_trials_start_no_dataset_manager(synthetic_sweep):
-    """One-worker trials read their split in the worker; Train would otherwise start a DatasetManager actor in
-    each (the State API lists dead actors too)."""
-    from ray.util.state import list_actors
+def _actor_classes() -> set[str]:
+    """Class names of every actor this Ray instance has run, dead ones included (the GCS's actor table)."""
+    import ray
 
-    assert list_actors(filters=[("class_name", "=", "TrainController")])  # the query sees this sweep's actors
-    assert list_actors(filters=[("class_name", "=", "DatasetManager")]) == []
+    return {actor["ActorClassName"] for actor in ray._private.state.actors().values()}
+
+
+def test_trials_start_neither_a_dataset_manager_nor_a_placement_group_cleaner(synthetic_sweep):
+    """One-worker trials read their split in the worker, and the sweep's driver frees orphaned placement
+    groups: Train would otherwise start a DatasetManager and a PlacementGroupCleaner actor in every trial."""
+    started = _actor_classes()
+    assert "TrainController" in started  # the table holds this sweep's actors
+    assert not {"DatasetManager", "PlacementGroupCleaner"} & started
+
+
+def _free_until(done, seconds: float = 10.0) -> int:
+    """Run the reaper until `done()` (the GCS marks a killed actor dead within moments); how many it freed."""
+    from mmray.orchestration.placement import free_orphaned_placement_groups
+
+    freed, deadline = 0, time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        freed += free_orphaned_placement_groups()
+        if done():
+            return freed
+        time.sleep(0.2)
+    raise AssertionError(f"not done after {seconds} s of freeing ({freed} freed)")
+
+
+def test_placement_groups_of_dead_controllers_are_freed(ray_session):
+    """What a trial stopped by ASHA leaves: a controller that recorded its worker group's placement group and
+    died without removing it. The driver's reaper removes that group and forgets it; a live controller's
+    group stays."""
+    import types
+
+    import ray
+    from ray.experimental.internal_kv import _internal_kv_list
+    from ray.util.placement_group import placement_group, placement_group_table
+
+    from mmray.orchestration.placement import KV_NAMESPACE, RecordPlacementGroup
+
+    @ray.remote(num_cpus=0)
+    class Controller:  # runs the Train callback as a controller does, around a group it creates
+        def start_worker_group(self):
+            group = placement_group([{"CPU": 0.5}])
+            ray.get(group.ready())
+            state = types.SimpleNamespace(placement_group_handle=types.SimpleNamespace(placement_group=group))
+            callback = RecordPlacementGroup()
+            callback.after_controller_start(train_run_context=None)
+            callback.after_worker_group_start(types.SimpleNamespace(get_worker_group_state=lambda: state))
+            return group
+
+    _free_until(lambda: not _internal_kv_list("", namespace=KV_NAMESPACE))  # whatever earlier sweeps left
+    live, dead = Controller.remote(), Controller.remote()
+    live_group, dead_group = ray.get([live.start_worker_group.remote(), dead.start_worker_group.remote()])
+    assert len(_internal_kv_list("", namespace=KV_NAMESPACE)) == 2
+    ray.kill(dead)
+    assert _free_until(lambda: placement_group_table(dead_group)["state"] == "REMOVED") == 1
+    assert placement_group_table(dead_group)["state"] == "REMOVED"
+    assert placement_group_table(live_group)["state"] == "CREATED"
+    assert len(_internal_kv_list("", namespace=KV_NAMESPACE)) == 1
+    ray.kill(live)
+    assert _free_until(lambda: placement_group_table(live_group)["state"] == "REMOVED") == 1
+    assert _internal_kv_list("", namespace=KV_NAMESPACE) == []
 
 
 def test_sweep_learns_above_chance(synthetic_sweep):

@@ -76,7 +76,7 @@ def ingest_ray(args: dict) -> dict:
     from ray.train import ScalingConfig
 
     from mmray.orchestration.sweep import ensure_ray
-    from mmray.orchestration.trial import SelfFedTorchTrainer
+    from mmray.orchestration.trial import TrialTorchTrainer
     from mmray.orchestration.worker import training_stream
 
     prepared = _prepared(args)
@@ -105,7 +105,7 @@ def ingest_ray(args: dict) -> dict:
         Path(config["out"]).write_text(json.dumps(result))
 
     out = Path(tempfile.mkdtemp(prefix="mmray-perf-ingest-")) / "rates.json"
-    trainer = SelfFedTorchTrainer(  # as a one-worker trial runs it
+    trainer = TrialTorchTrainer(  # as a one-worker trial runs it
         loop, train_loop_config={"out": str(out), "epochs": args["epochs"], "batch_size": args["batch_size"],
                                  "shuffle_buffer": args["shuffle_buffer"], "cache_mib": args["cache_mib"],
                                  "prepared": prepared},

@@ -76,8 +76,7 @@ class LocalCluster:
 
     @property
     def _driver_slots(self) -> list[str]:
-        # Every node drives trials (mmray.orchestration.sweep.TRIAL_DRIVER): all nodes share this machine's
-        # 127.0.0.1, so the Train controllers' placement-group cleaners reach the head's dashboard from any node.
+        # Every node drives trials (mmray.orchestration.sweep.TRIAL_DRIVER), as on a local instance.
         return [f'--resources={{"{TRIAL_DRIVER}": {self.cpus_per_node}}}']
 
     def start(self) -> LocalCluster:

@@ -20,6 +20,7 @@ from mmray.data import prepare
 from mmray.data.sources import cache_root
 from mmray.errors import MmrayError
 from mmray.orchestration import tracking
+from mmray.orchestration.placement import PlacementGroupReaper
 from mmray.orchestration.recorder import ResultsRecorder
 from mmray.orchestration.trial import run_trial
 from mmray.results import schema
@@ -46,6 +47,10 @@ ONE_MACHINE_RAY_ENV = {
 }
 
 
+# Set to 1 to have the local instance start Ray's dashboard (on 127.0.0.1:8265).
+DASHBOARD_ENV = "MMRAY_RAY_DASHBOARD"
+
+
 def ensure_ray(address: str | None = None, verbose: bool = False) -> None:
     if ray.is_initialized():
         return
@@ -58,14 +63,13 @@ def ensure_ray(address: str | None = None, verbose: bool = False) -> None:
     if address:
         ray.init(address=address, **quiet)
     else:
-        # The dashboard serves the State API that Train's PlacementGroupCleaner polls: without it the worker
-        # group of a trial stopped by ASHA keeps its CPUs reserved and the next trial's Ray Data reads hang.
-        # It listens on 127.0.0.1 only. address="local": always a new instance, never a `ray start` cluster
-        # that happens to run on this machine (plain ray.init() would join that one).
+        # address="local": always a new instance, never a `ray start` cluster that happens to run on this
+        # machine (plain ray.init() would join that one). No dashboard unless asked for: nothing of mmray's
+        # needs it, and its processes take memory and CPU beside the trials (benchmarks/perf).
         for name, value in ONE_MACHINE_RAY_ENV.items():  # workers inherit this environment
             os.environ.setdefault(name, value)
         ray.init(address="local", num_cpus=os.cpu_count(), resources={TRIAL_DRIVER: os.cpu_count()},
-                 include_dashboard=True, dashboard_host="127.0.0.1", **quiet)
+                 include_dashboard=os.environ.get(DASHBOARD_ENV) == "1", dashboard_host="127.0.0.1", **quiet)
     start_shared_actors()
 
 
@@ -151,7 +155,8 @@ def run_sweep(spec: SweepSpec, *, mirror=None, cache_dir=None, results_dir=None,
     # finished just before the driver was killed is known as finished on --resume and never re-run.
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
     ensure_ray(address, verbose)
-    callbacks = [ResultsRecorder(results_dir, spec.name, spec.search.metric, spec.search.mode, log=log)]
+    callbacks = [ResultsRecorder(results_dir, spec.name, spec.search.metric, spec.search.mode, log=log),
+                 PlacementGroupReaper()]
     if spec.wandb.enabled:
         tracking.ensure_mode(log)
         callbacks.append(tracking.trial_callback(spec, results_dir))

@@ -12,21 +12,32 @@ from ray import tune
 from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 from ray.train.v2._internal.callbacks import DatasetsCallback
+from ray.train.v2._internal.callbacks.placement_group_callback import PlacementGroupCleanerCallback
 from ray.tune.integration.ray_train import TuneReportCallback
 
 from mmray import storage
 from mmray.data import prepare
+from mmray.orchestration.placement import RecordPlacementGroup
 from mmray.orchestration.shard_source import read_dataset
 from mmray.orchestration.worker import train_loop_per_worker
 
 
-class SelfFedTorchTrainer(TorchTrainer):
-    """A TorchTrainer given no datasets, whose workers read their own. Without Train's DatasetsCallback, which
-    starts a DatasetManager actor in every run even when there is no dataset to hand out (Ray 2.60): a process
-    start-up beside the worker's on 2 cores, and one more process polling beside the training."""
+class TrialTorchTrainer(TorchTrainer):
+    """A TorchTrainer with two of Train's default callbacks replaced (Ray 2.60; benchmarks/perf):
+    - given no datasets (one worker reads its own split), no DatasetsCallback, which starts a DatasetManager
+      actor in every run even with nothing to hand out: a process start beside the worker's, and one more
+      process polling beside the training;
+    - RecordPlacementGroup instead of PlacementGroupCleanerCallback, whose per-trial cleaner actor polls the
+      dashboard's State API (mmray.orchestration.placement)."""
 
     def _create_default_callbacks(self):
-        return [c for c in super()._create_default_callbacks() if not isinstance(c, DatasetsCallback)]
+        callbacks = []
+        for callback in super()._create_default_callbacks():
+            if isinstance(callback, PlacementGroupCleanerCallback):
+                callbacks.append(RecordPlacementGroup())
+            elif not (isinstance(callback, DatasetsCallback) and not self.datasets):
+                callbacks.append(callback)
+        return callbacks
 
 
 def run_trial(config: dict) -> None:
@@ -51,7 +62,7 @@ def run_trial(config: dict) -> None:
         "trial_started_at": started_at,
         "torch_threads": resources["torch_threads"] or max(1, int(resources["cpus_per_worker"])),
     }
-    trainer = (TorchTrainer if datasets else SelfFedTorchTrainer)(
+    trainer = TrialTorchTrainer(
         train_loop_per_worker,
         train_loop_config=worker_config,
         scaling_config=ScalingConfig(

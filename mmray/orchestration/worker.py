@@ -54,7 +54,7 @@ def _worker_nodes(world_size: int) -> str:
 def training_stream(prepared, seed: int, world_size: int):
     """This worker's training stream. Several workers split the one dataset the trial gave its trainer;
     a single worker reads the split itself, so its trial starts no DatasetManager actor for Train to hand
-    the dataset out through (mmray.orchestration.trial.SelfFedTorchTrainer; benchmarks/perf)."""
+    the dataset out through (mmray.orchestration.trial.TrialTorchTrainer; benchmarks/perf)."""
     if world_size > 1:
         return ray.train.get_dataset_shard("train")
     return read_dataset(prepared, "train", seed).iterator()

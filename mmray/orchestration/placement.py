@@ -1,0 +1,75 @@
+"""Frees the CPUs of a trial whose Train controller died before it could free them itself.
+
+Ray scopes a placement group that an actor creates to the job, not to the actor. When ASHA stops a trial,
+Tune ends the trial's driver actor and the Train controller it owns dies with it: its worker group's placement
+group would keep its CPUs reserved until the sweep ends, and the next trials' Ray Data reads would wait forever.
+
+Train's own answer (PlacementGroupCleanerCallback, Ray 2.60) starts one detached actor per trial that asks the
+dashboard's State API every second whether the controller still lives: a process start on every trial's path
+to its first batch, polling beside the training, and a dashboard on every local instance (benchmarks/perf).
+Here each controller records its placement group in the GCS key-value store, and the sweep's driver, which
+outlives every trial, asks the GCS every few seconds and frees the groups whose controllers are dead.
+"""
+
+from __future__ import annotations
+
+import time
+
+import ray
+from ray import tune
+from ray.experimental.internal_kv import (
+    _internal_kv_del,
+    _internal_kv_get,
+    _internal_kv_list,
+    _internal_kv_put,
+)
+from ray.train.v2._internal.execution.callback import ControllerCallback, WorkerGroupCallback
+from ray.util.placement_group import PlacementGroup, placement_group_table, remove_placement_group
+
+# One entry per Train controller that started a worker group: controller actor id (hex) -> placement group id.
+KV_NAMESPACE = "mmray_train_placement_groups"
+
+
+class RecordPlacementGroup(ControllerCallback, WorkerGroupCallback):
+    """Train callback (it runs in the controller): records the worker group's placement group under the
+    controller's actor id, again whenever Train restarts the group after a worker failure."""
+
+    def after_controller_start(self, train_run_context) -> None:
+        self._controller_id = ray.get_runtime_context().get_actor_id()
+
+    def after_worker_group_start(self, worker_group) -> None:
+        group = worker_group.get_worker_group_state().placement_group_handle.placement_group
+        _internal_kv_put(self._controller_id, group.id.hex(), overwrite=True, namespace=KV_NAMESPACE)
+
+
+def free_orphaned_placement_groups() -> int:
+    """Remove the recorded placement groups whose controllers are dead and forget them; returns how many
+    groups it removed (a controller that shut down normally has removed its own)."""
+    freed = 0
+    for key in _internal_kv_list("", namespace=KV_NAMESPACE):
+        # the GCS's own actor table: no dashboard needed (the State API is served by the dashboard)
+        controller = ray._private.state.actors(actor_id=key.decode())
+        if controller and controller["State"] != "DEAD":
+            continue
+        recorded = _internal_kv_get(key, namespace=KV_NAMESPACE)
+        if recorded is not None:
+            group = PlacementGroup(ray.PlacementGroupID.from_hex(recorded.decode()))
+            if placement_group_table(group).get("state", "REMOVED") != "REMOVED":
+                remove_placement_group(group)
+                freed += 1
+        _internal_kv_del(key, namespace=KV_NAMESPACE)
+    return freed
+
+
+class PlacementGroupReaper(tune.Callback):
+    """Tune callback for the sweep's driver: frees orphaned placement groups every `every_seconds`."""
+
+    def __init__(self, every_seconds: float = 2.0):
+        self.every_seconds = every_seconds
+        self._last = 0.0
+
+    def on_step_end(self, iteration: int, trials: list, **info) -> None:
+        now = time.monotonic()
+        if now - self._last >= self.every_seconds:
+            self._last = now
+            free_orphaned_placement_groups()
