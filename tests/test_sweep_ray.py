@@ -144,7 +144,7 @@ def test_placement_groups_of_dead_controllers_are_freed(ray_session):
     from ray.experimental.internal_kv import _internal_kv_list
     from ray.util.placement_group import placement_group, placement_group_table
 
-    from mmray.orchestration.placement import KV_NAMESPACE, RecordPlacementGroup
+    from mmray.orchestration.placement import KV_NAMESPACE, PlacementGroupRecorder
 
     @ray.remote(num_cpus=0)
     class Controller:  # runs the Train callback as a controller does, around a group it creates
@@ -152,7 +152,7 @@ def test_placement_groups_of_dead_controllers_are_freed(ray_session):
             group = placement_group([{"CPU": 0.5}])
             ray.get(group.ready())
             state = types.SimpleNamespace(placement_group_handle=types.SimpleNamespace(placement_group=group))
-            callback = RecordPlacementGroup()
+            callback = PlacementGroupRecorder()
             callback.after_controller_start(train_run_context=None)
             callback.after_worker_group_start(types.SimpleNamespace(get_worker_group_state=lambda: state))
             return group

@@ -1,8 +1,9 @@
 """Frees the CPUs of a trial whose Train controller died before it could free them itself.
 
 Ray scopes a placement group that an actor creates to the job, not to the actor. When ASHA stops a trial,
-Tune ends the trial's driver actor and the Train controller it owns dies with it: its worker group's placement
-group would keep its CPUs reserved until the sweep ends, and the next trials' Ray Data reads would wait forever.
+Tune ends the trial's driver actor and the Train controller it owns dies with it: its worker group's
+placement group would keep its CPUs reserved until the sweep ends, and the next trials' Ray Data reads would
+wait forever.
 
 Train's own answer (PlacementGroupCleanerCallback, Ray 2.60) starts one detached actor per trial that asks the
 dashboard's State API every second whether the controller still lives: a process start on every trial's path
@@ -13,6 +14,7 @@ outlives every trial, asks the GCS every few seconds and frees the groups whose 
 
 from __future__ import annotations
 
+import logging
 import time
 
 import ray
@@ -26,13 +28,18 @@ from ray.experimental.internal_kv import (
 from ray.train.v2._internal.execution.callback import ControllerCallback, WorkerGroupCallback
 from ray.util.placement_group import PlacementGroup, placement_group_table, remove_placement_group
 
+logger = logging.getLogger(__name__)
+
 # One entry per Train controller that started a worker group: controller actor id (hex) -> placement group id.
 KV_NAMESPACE = "mmray_train_placement_groups"
 
 
-class RecordPlacementGroup(ControllerCallback, WorkerGroupCallback):
+class PlacementGroupRecorder(ControllerCallback, WorkerGroupCallback):
     """Train callback (it runs in the controller): records the worker group's placement group under the
     controller's actor id, again whenever Train restarts the group after a worker failure."""
+
+    def __init__(self):
+        self._controller_id: str | None = None
 
     def after_controller_start(self, train_run_context) -> None:
         self._controller_id = ray.get_runtime_context().get_actor_id()
@@ -43,13 +50,13 @@ class RecordPlacementGroup(ControllerCallback, WorkerGroupCallback):
 
 
 def free_orphaned_placement_groups() -> int:
-    """Remove the recorded placement groups whose controllers are dead and forget them; returns how many
-    groups it removed (a controller that shut down normally has removed its own)."""
+    """Remove the recorded placement groups whose controllers are dead and forget them. Returns how many it
+    removed: a controller that shut down normally has removed its own group, which is only forgotten."""
     freed = 0
     for key in _internal_kv_list("", namespace=KV_NAMESPACE):
         # the GCS's own actor table: no dashboard needed (the State API is served by the dashboard)
         controller = ray._private.state.actors(actor_id=key.decode())
-        if controller and controller["State"] != "DEAD":
+        if controller and controller["State"] != "DEAD":  # {}: the GCS has dropped an actor long dead
             continue
         recorded = _internal_kv_get(key, namespace=KV_NAMESPACE)
         if recorded is not None:
@@ -72,4 +79,8 @@ class PlacementGroupReaper(tune.Callback):
         now = time.monotonic()
         if now - self._last >= self.every_seconds:
             self._last = now
-            free_orphaned_placement_groups()
+            try:
+                free_orphaned_placement_groups()
+            except Exception as error:  # Tune would end the sweep on a callback error; next pass retries
+                logger.warning("mmray could not free orphaned placement groups (retrying in %.0f s): %s",
+                               self.every_seconds, error)

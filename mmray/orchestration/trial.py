@@ -17,7 +17,7 @@ from ray.tune.integration.ray_train import TuneReportCallback
 
 from mmray import storage
 from mmray.data import prepare
-from mmray.orchestration.placement import RecordPlacementGroup
+from mmray.orchestration.placement import PlacementGroupRecorder
 from mmray.orchestration.shard_source import read_dataset
 from mmray.orchestration.worker import train_loop_per_worker
 
@@ -27,17 +27,15 @@ class TrialTorchTrainer(TorchTrainer):
     - given no datasets (one worker reads its own split), no DatasetsCallback, which starts a DatasetManager
       actor in every run even with nothing to hand out: a process start beside the worker's, and one more
       process polling beside the training;
-    - RecordPlacementGroup instead of PlacementGroupCleanerCallback, whose per-trial cleaner actor polls the
-      dashboard's State API (mmray.orchestration.placement)."""
+    - PlacementGroupRecorder instead of PlacementGroupCleanerCallback, whose per-trial cleaner actor polls the
+      dashboard's State API (mmray.orchestration.placement). The recorder goes first: Train runs the callbacks
+      in order after a worker group starts, and a controller dying in a later one (the backend's process-group
+      set-up) must leave its group recorded."""
 
     def _create_default_callbacks(self):
-        callbacks = []
-        for callback in super()._create_default_callbacks():
-            if isinstance(callback, PlacementGroupCleanerCallback):
-                callbacks.append(RecordPlacementGroup())
-            elif not (isinstance(callback, DatasetsCallback) and not self.datasets):
-                callbacks.append(callback)
-        return callbacks
+        left_out = (PlacementGroupCleanerCallback,) + (() if self.datasets else (DatasetsCallback,))
+        return [PlacementGroupRecorder()] + [callback for callback in super()._create_default_callbacks()
+                                            if not isinstance(callback, left_out)]
 
 
 def run_trial(config: dict) -> None:
