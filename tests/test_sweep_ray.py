@@ -113,12 +113,13 @@ def _actor_classes() -> set[str]:
     return {actor["ActorClassName"] for actor in ray._private.state.actors().values()}
 
 
-def test_trials_start_neither_a_dataset_manager_nor_a_placement_group_cleaner(synthetic_sweep):
-    """One-worker trials read their split in the worker, and the sweep's driver frees orphaned placement
-    groups: Train would otherwise start a DatasetManager and a PlacementGroupCleaner actor in every trial."""
+def test_trials_start_no_dataset_manager_placement_group_cleaner_or_report_queue(synthetic_sweep):
+    """One-worker trials read their split in the worker, the sweep's driver frees orphaned placement groups,
+    and reports reach Tune through the GCS: Train and Tune would otherwise start a DatasetManager, a
+    PlacementGroupCleaner and a _QueueActor (TuneReportCallback's) in every trial."""
     started = _actor_classes()
     assert "TrainController" in started  # the table holds this sweep's actors
-    assert not {"DatasetManager", "PlacementGroupCleaner"} & started
+    assert not {"DatasetManager", "PlacementGroupCleaner", "_QueueActor"} & started
 
 
 def _free_until(done, seconds: float = 10.0) -> int:
@@ -169,6 +170,52 @@ def test_placement_groups_of_dead_controllers_are_freed(ray_session):
     ray.kill(live)
     assert _free_until(lambda: placement_group_table(live_group)["state"] == "REMOVED") == 1
     assert _internal_kv_list("", namespace=KV_NAMESPACE) == []
+
+
+@pytest.mark.timeout(150)  # a deadlocked trial would otherwise hold the suite for its whole timeout
+@pytest.mark.parametrize("fail_at", [None, 2])
+def test_every_report_reaches_a_slow_driver_in_order(ray_session, tmp_path, fail_at):
+    """The driver takes 4 s over each result while the run reports four within moments and ends. Ray's
+    TuneReportCallback deadlocks the trial here (checked: it hangs; mmray.orchestration.reporting). Every report
+    must reach Tune in order, and a failing run's error must follow the reports made before it."""
+    import ray.train
+    from ray import tune
+    from ray.train import RunConfig, ScalingConfig
+
+    from mmray.orchestration.reporting import ReportForwarder, fit_reporting_to_tune, new_channel
+    from mmray.orchestration.sweep import trial_resources
+    from mmray.orchestration.trial import TrialTorchTrainer
+
+    def count_and_maybe_fail(config: dict) -> None:  # the Train workers' loop
+        for step in range(4):
+            if step == config["fail_at"]:
+                raise RuntimeError(f"failing at step {step} on purpose")
+            ray.train.report({"step": step})
+
+    def fit_in_tune(config: dict) -> None:  # the trainable, as mmray.orchestration.trial.run_trial does it
+        channel = new_channel()
+        trainer = TrialTorchTrainer(
+            count_and_maybe_fail, train_loop_config=config,
+            scaling_config=ScalingConfig(num_workers=1, resources_per_worker={"CPU": 1}),
+            run_config=RunConfig(name=tune.get_context().get_trial_id(), storage_path=config["storage"],
+                                 callbacks=[ReportForwarder(channel)]))
+        fit_reporting_to_tune(trainer, channel)
+
+    class SlowDriver(tune.Callback):
+        def on_trial_result(self, iteration, trials, trial, result, **info):
+            time.sleep(4)
+
+    spec = _spec(tmp_path, "name: slow\nbenchmarks: [synthetic-av]\nmethods: [pavlov]\n")
+    tuner = tune.Tuner(tune.with_resources(fit_in_tune, trial_resources(spec)),
+                       param_space={"fail_at": fail_at, "storage": str(tmp_path / "train")},
+                       run_config=tune.RunConfig(storage_path=str(tmp_path / "tune"), callbacks=[SlowDriver()]))
+    result = tuner.fit()[0]
+    reached = 4 if fail_at is None else fail_at
+    assert result.metrics_dataframe["step"].tolist() == list(range(reached))
+    if fail_at is None:
+        assert result.error is None
+    else:
+        assert f"failing at step {fail_at} on purpose" in str(result.error)
 
 
 def test_sweep_learns_above_chance(synthetic_sweep):

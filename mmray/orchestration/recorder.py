@@ -81,7 +81,7 @@ class ResultsRecorder(Callback):
             {key: result[key] for key in schema.TRIAL_FACTS if key in result})
         rows = self._rows(trial.trial_id)
         if any(r[schema.EPOCH] == row[schema.EPOCH] for r in rows):
-            return  # a worker restored from a checkpoint replays that epoch's report: the first one stands
+            return  # a worker restored from a checkpoint reports its epochs again: the first report stands
         rows.append(row)
         write_table(pd.DataFrame(rows), self._running_file(trial.trial_id))
 

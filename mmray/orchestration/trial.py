@@ -1,7 +1,7 @@
 """One trial = one (benchmark, method, config, seed): a Tune function trainable that fits one TorchTrainer.
 
 Ray 2.60 runs Train V2, where Tune cannot tune a TorchTrainer directly; the trainer is built and fitted
-inside this function, and TuneReportCallback forwards each epoch's report to Tune (and so to ASHA).
+inside this function, which hands each epoch's report to Tune (and so to ASHA): mmray.orchestration.reporting.
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 from ray.train.v2._internal.callbacks import DatasetsCallback
 from ray.train.v2._internal.callbacks.placement_group_callback import PlacementGroupCleanerCallback
-from ray.tune.integration.ray_train import TuneReportCallback
 
 from mmray import storage
 from mmray.data import prepare
 from mmray.orchestration.placement import PlacementGroupRecorder
+from mmray.orchestration.reporting import ReportForwarder, fit_reporting_to_tune, new_channel
 from mmray.orchestration.shard_source import read_dataset
 from mmray.orchestration.worker import train_loop_per_worker
 
@@ -60,6 +60,7 @@ def run_trial(config: dict) -> None:
         "trial_started_at": started_at,
         "torch_threads": resources["torch_threads"] or max(1, int(resources["cpus_per_worker"])),
     }
+    channel = new_channel()
     trainer = TrialTorchTrainer(
         train_loop_per_worker,
         train_loop_config=worker_config,
@@ -73,9 +74,9 @@ def run_trial(config: dict) -> None:
         run_config=RunConfig(
             name=trial_id,
             storage_path=str(storage.join(config["results_dir"], "train")),
-            callbacks=[TuneReportCallback()],
+            callbacks=[ReportForwarder(channel)],
             checkpoint_config=CheckpointConfig(num_to_keep=1),
             failure_config=FailureConfig(max_failures=config["max_worker_failures"]),
         ),
     )
-    trainer.fit()
+    fit_reporting_to_tune(trainer, channel)

@@ -80,7 +80,7 @@ def train_loop_per_worker(config: dict) -> None:
 
     model = build_method(config["method"], modalities, prepared.num_classes, config["method_params"])
     optimizer = torch.optim.AdamW(model.param_groups(params.lr), lr=params.lr, weight_decay=params.weight_decay)
-    start_epoch, replay = 0, None
+    start_epoch, reported = 0, []  # reported: every epoch's metrics so far, kept in the checkpoint
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
@@ -88,7 +88,7 @@ def train_loop_per_worker(config: dict) -> None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         start_epoch = state["epoch"]
-        replay = state["metrics"]
+        reported = state["reported"]
     module = model
     model = ray.train.torch.prepare_model(model)
     rank0 = context.get_world_rank() == 0
@@ -98,10 +98,11 @@ def train_loop_per_worker(config: dict) -> None:
     # epoch (a Ray Data pipeline each cost seconds of start-up for a few thousand rows).
     eval_sets = load_eval_sets(prepared, params) if rank0 else {}
     tokenizer = functools.cache(lambda modality: load_tokenizer(prepared, modality))  # for generated text only
-    if replay is not None:
-        # The driver may have died after this checkpoint was saved but before its report arrived: report the
-        # checkpointed epoch again (the results recorder keeps the first report of an epoch).
-        ray.train.report(replay)
+    # Training runs ahead of Tune's driver, which takes reports at its own pace (mmray.orchestration.reporting):
+    # a driver killed part-way may have recorded fewer epochs than this checkpoint holds. Report them all
+    # again; the results recorder keeps the first report of each epoch.
+    for metrics in reported:
+        ray.train.report(metrics)
     startup: dict[str, float] = {}
     for epoch in range(start_epoch + 1, params.epochs + 1):
         _maybe_crash(epoch, Path(config["run_dir"]))
@@ -123,10 +124,11 @@ def train_loop_per_worker(config: dict) -> None:
         if rank0 and epoch == params.epochs:  # once per trial, so not part of an epoch's time
             # the trial's Train run folder is named after its Tune trial id (mmray.orchestration.trial)
             write_artifacts(config["results_dir"], Path(config["run_dir"]).name, evaluation.artifact_tables())
+        reported.append(metrics)
         with tempfile.TemporaryDirectory(prefix="mmray-ckpt-") as saved:
             checkpoint = None
             if rank0:
                 torch.save({"model": module.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
-                            "metrics": metrics}, Path(saved) / CHECKPOINT_FILE)
+                            "reported": reported}, Path(saved) / CHECKPOINT_FILE)
                 checkpoint = ray.train.Checkpoint.from_directory(saved)
             ray.train.report(metrics, checkpoint=checkpoint)  # copies the checkpoint before returning
