@@ -62,17 +62,22 @@ def fit_reporting_to_tune(trainer, channel: str) -> None:
     fitting = threading.Thread(target=fit, name="mmray-fit", daemon=True)
     fitting.start()
     received = 0
-    while True:
-        ended = not fitting.is_alive()  # read before looking: every report of an ended fit is already stored
-        key = _key(channel, received)
-        stored = _internal_kv_get(key, namespace=KV_NAMESPACE)
-        if stored is not None:
-            _internal_kv_del(key, namespace=KV_NAMESPACE)
-            tune.report(pickle.loads(stored))
-            received += 1
-        elif ended:
-            break
-        else:
-            fitting.join(POLL_SECONDS)
+    try:
+        while True:
+            ended = not fitting.is_alive()  # read before looking: every report of an ended fit is stored
+            key = _key(channel, received)
+            stored = _internal_kv_get(key, namespace=KV_NAMESPACE)
+            if stored is not None:
+                _internal_kv_del(key, namespace=KV_NAMESPACE)
+                tune.report(pickle.loads(stored))
+                received += 1
+            elif ended:
+                break
+            else:
+                fitting.join(POLL_SECONDS)
+    finally:
+        # A trial Tune stops (ASHA) leaves through `tune.report` while its run goes on: drop what it stored.
+        # Only a report stored in the moments before the controller dies with this actor can stay behind.
+        _internal_kv_del(f"{channel}/", del_by_prefix=True, namespace=KV_NAMESPACE)
     if failure:
         raise failure[0]
