@@ -113,13 +113,14 @@ def _actor_classes() -> set[str]:
     return {actor["ActorClassName"] for actor in ray._private.state.actors().values()}
 
 
-def test_trials_start_no_dataset_manager_placement_group_cleaner_or_report_queue(synthetic_sweep):
-    """One-worker trials read their split in the worker, the sweep's driver frees orphaned placement groups,
-    and reports reach Tune through the GCS: Train and Tune would otherwise start a DatasetManager, a
-    PlacementGroupCleaner and a _QueueActor (TuneReportCallback's) in every trial."""
+def test_a_trial_starts_no_actors_beyond_its_own_its_workers_and_their_synchronizer(synthetic_sweep):
+    """Each trial's actor runs its Train controller, one-worker trials read their split in the worker, the
+    sweep's driver frees orphaned placement groups, and reports reach Tune through the GCS: Train and Tune
+    would otherwise start a TrainController, a DatasetManager, a PlacementGroupCleaner and a _QueueActor
+    (TuneReportCallback's) for every trial, each a process start on its path to the first batch."""
     started = _actor_classes()
-    assert "TrainController" in started  # the table holds this sweep's actors
-    assert not {"DatasetManager", "PlacementGroupCleaner", "_QueueActor"} & started
+    assert {"ImplicitFunc", "RayTrainWorker", "SynchronizationActor"} <= started  # this sweep's actors
+    assert not {"TrainController", "DatasetManager", "PlacementGroupCleaner", "_QueueActor"} & started
 
 
 def _free_until(done, seconds: float = 10.0) -> int:

@@ -1,9 +1,9 @@
 """Frees the CPUs of a trial whose Train controller died before it could free them itself.
 
 Ray scopes a placement group that an actor creates to the job, not to the actor. When ASHA stops a trial,
-Tune ends the trial's driver actor and the Train controller it owns dies with it: its worker group's
-placement group would keep its CPUs reserved until the sweep ends, and the next trials' Ray Data reads would
-wait forever.
+Tune ends the trial's driver actor and the Train controller that runs in it (mmray.orchestration.trial) dies
+with it: its worker group's placement group would keep its CPUs reserved until the sweep ends, and the next
+trials' Ray Data reads would wait forever.
 
 Train's own answer (PlacementGroupCleanerCallback, Ray 2.60) starts one detached actor per trial that asks the
 dashboard's State API every second whether the controller still lives: a process start on every trial's path
@@ -35,8 +35,9 @@ KV_NAMESPACE = "mmray_train_placement_groups"
 
 
 class PlacementGroupRecorder(ControllerCallback, WorkerGroupCallback):
-    """Train callback (it runs in the controller): records the worker group's placement group under the
-    controller's actor id, again whenever Train restarts the group after a worker failure."""
+    """Train callback (it runs in the controller): records the worker group's placement group under the id of
+    the actor the controller runs in (a trial's), again whenever Train restarts the group after a worker
+    failure."""
 
     def __init__(self):
         self._controller_id: str | None = None
