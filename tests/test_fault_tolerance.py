@@ -64,6 +64,13 @@ def _kill_group(process: subprocess.Popen) -> None:
         pass
 
 
+def _epochs_kept(running_file: Path) -> int:
+    try:
+        return len(pd.read_parquet(running_file))
+    except FileNotFoundError:  # its trial finished since the folder was listed
+        return 0
+
+
 def test_resume_after_sigkill_reruns_nothing_and_loses_nothing(tmp_path):
     # Epochs report ~2 s apart here; with 3 epochs the trial seen running could finish before the kill landed.
     # 8 leave it ~14 s of epochs after the first, so the kill always interrupts it.
@@ -78,9 +85,11 @@ def test_resume_after_sigkill_reruns_nothing_and_loses_nothing(tmp_path):
     try:
         # kill once one trial has finished and the next has reported at least one epoch
         while time.time() < deadline:
-            if (results / schema.TRIALS_FILE).exists() and any(
-                    len(pd.read_parquet(f)) >= 1 for f in running.glob("*.parquet")):
-                break
+            if (results / schema.TRIALS_FILE).exists():
+                finished = set(pd.read_parquet(results / schema.TRIALS_FILE)[schema.TRIAL_ID])
+                # a finished trial's running file lasts a moment after its row is written: not that one
+                if any(f.stem not in finished and _epochs_kept(f) for f in running.glob("*.parquet")):
+                    break
             assert driver.poll() is None, "the sweep ended before it could be killed"
             time.sleep(0.5)
         else:

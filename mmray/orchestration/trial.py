@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+import ray
 from ray import tune
 from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
@@ -40,6 +41,8 @@ class TrialTorchTrainer(TorchTrainer):
         # every trial's path to its first batch. The trial's actor would only wait on it, so it runs the control
         # loop itself. The worker group is then the trial actor's and ends with it (ASHA stopping the trial)
         # as it ended with the controller, and PlacementGroupRecorder files its group under the trial actor.
+        if ray.get_runtime_context().get_actor_id() is None:  # fitted from a driver script (benchmarks/perf)
+            return super()._initialize_and_run_controller(**controller_init_kwargs)
         controller = TrainController(**controller_init_kwargs)
         asyncio.run(controller.run())
         return controller.get_result()
