@@ -12,7 +12,6 @@ import re
 from collections.abc import Sequence
 
 import numpy as np
-import sacrebleu
 from skimage.metrics import structural_similarity
 
 YES_NO = frozenset({"yes", "no"})
@@ -35,6 +34,10 @@ def bleu(generated: Sequence[str], references: Sequence[str]) -> float:
     """Corpus BLEU (0..100, sacrebleu's 13a tokenisation). Effective order: n-gram orders that no hypothesis is
     long enough to have are left out, so one-word answers still score (identical texts score 100)."""
     _check_lengths(generated, references)
+    # Imported here: sacrebleu takes 0.25 s to import (tabulate), which only methods that generate text need,
+    # and every Train worker imports this module on its way to its first batch.
+    import sacrebleu
+
     return float(sacrebleu.metrics.BLEU(effective_order=True).corpus_score(list(generated), [list(references)]).score)
 
 

@@ -50,6 +50,9 @@ class LocalCluster:
         base = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")} | ONE_MACHINE_RAY_ENV
         base["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{base.get('PATH', '')}"
         base["RAY_DATA_DISABLE_PROGRESS_BARS"] = "1"
+        # `ray start --disable-usage-stats` (below) turns usage stats off on the head only (Ray 2.60): on a worker
+        # node, the first trial's Ray Data run started a usage-collection actor (~3.7 CPU-s on a 1-core node).
+        base["RAY_USAGE_STATS_ENABLED"] = "0"
         self.env_without_token = base
         self.env = {**base, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": self.token}
         self.port, self.dashboard_port = _free_port(), _free_port()
