@@ -72,8 +72,7 @@ def _epochs_kept(running_file: Path) -> int:
 
 
 def test_resume_after_sigkill_reruns_nothing_and_loses_nothing(tmp_path):
-    # Epochs report ~2 s apart here; with 3 epochs the trial seen running could finish before the kill landed.
-    # 8 leave it ~14 s of epochs after the first, so the kill always interrupts it.
+    # Epochs report ~2 s apart here: 8 of them leave time to see a trial part-way and kill the driver then.
     epochs_per_trial = 8
     spec = _write_spec(tmp_path / "spec.yaml",
                        train={"epochs": epochs_per_trial, "batch_size": 64, "probe_examples": 200})
@@ -81,20 +80,25 @@ def test_resume_after_sigkill_reruns_nothing_and_loses_nothing(tmp_path):
     args = ["sweep", str(spec), "--results", str(results), "--cache", str(cache), "--no-report"]
     driver = _mmray(args)
     running = results / "running"
-    deadline = time.time() + 400
+    deadline, first_finished_at = time.time() + 400, None
     try:
-        # kill once one trial has finished and the next has reported at least one epoch
+        # Kill once one trial has finished (2 s before: Tune saves its experiment state every second, let it
+        # record that) and a later one has reported at least one epoch but at most half of them. Checked just
+        # before the kill: training runs ahead of the driver, which can take several epochs' reports in a
+        # second, so a trial seen part-way 2 s earlier had sometimes finished by the time the kill landed.
         while time.time() < deadline:
             if (results / schema.TRIALS_FILE).exists():
+                first_finished_at = first_finished_at or time.time()
                 finished = set(pd.read_parquet(results / schema.TRIALS_FILE)[schema.TRIAL_ID])
                 # a finished trial's running file lasts a moment after its row is written: not that one
-                if any(f.stem not in finished and _epochs_kept(f) for f in running.glob("*.parquet")):
+                if time.time() - first_finished_at >= 2 and any(
+                        f.stem not in finished and 1 <= _epochs_kept(f) <= epochs_per_trial // 2
+                        for f in running.glob("*.parquet")):
                     break
             assert driver.poll() is None, "the sweep ended before it could be killed"
-            time.sleep(0.5)
+            time.sleep(0.2)
         else:
             pytest.fail("no trial finished within 400 s")
-        time.sleep(2)  # Tune saves its experiment state every second: let it record the finished trial
         os.kill(driver.pid, signal.SIGKILL)
         driver.wait()
     finally:
