@@ -16,11 +16,11 @@ import time
 import pandas as pd
 import torch
 
-from mmray.batching import tensor_batches
 from mmray.data import prepare
 from mmray.data.shards import read_split
+from mmray.engine.batching import tensor_batches
+from mmray.engine.training import build_method, embed_all, seed_everything, train_epoch
 from mmray.eval.clustering import cluster_majority, clustering_scores
-from mmray.training import build_method, embed_all, seed_everything, train_epoch
 
 GOAL_IMAGE_NMI = 0.5
 

@@ -21,14 +21,14 @@ from typing import get_args
 import numpy as np
 import torch
 
-from mmray.batching import tensor_batches
 from mmray.data.prepare import prepare
 from mmray.data.shards import read_split
 from mmray.data.spec import SplitArrays
+from mmray.engine.batching import tensor_batches
+from mmray.engine.training import build_method, embed_all, seed_everything, train_epoch
 from mmray.eval.geometry import alignment, uniformity
 from mmray.eval.probes import fit_probe, probe_accuracy
 from mmray.methods.cpc import NegativeMode
-from mmray.training import build_method, embed_all, seed_everything, train_epoch
 
 MODES = get_args(NegativeMode)
 GOALS = {"sine": ("audio", 0.99), "cifar2-audio": ("image", 0.80)}  # benchmark -> (probed modality, accuracy)

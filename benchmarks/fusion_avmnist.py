@@ -1,4 +1,4 @@
-"""Figures of the fusion method on AV-MNIST, trained without Ray (plain loop of mmray.training), for both
+"""Figures of the fusion method on AV-MNIST, trained without Ray (plain loop of mmray.engine.training), for both
 fusion types: fused accuracy, and accuracy with the audio or the image missing from the test batches.
 
 "Accuracy with X missing": a linear probe (mmray.eval.probes) fit on fused embeddings of complete training
@@ -21,9 +21,9 @@ import torch
 from mmray.data import prepare
 from mmray.data.shards import read_split
 from mmray.data.spec import SplitArrays
+from mmray.engine.training import build_method, embed_all, seed_everything, train_epoch
 from mmray.eval.probes import fit_probe, probe_accuracy
 from mmray.methods.base import Batch
-from mmray.training import build_method, embed_all, seed_everything, train_epoch
 
 GOALS = {"complete": 0.99, "audio missing": 0.98, "image missing": 0.85}
 DROPPED = {"complete": None, "audio missing": "audio", "image missing": "image"}

@@ -29,7 +29,7 @@ from hf_fixtures import pathvqa as write_pathvqa_fixture
 from mmray.data import prepare
 from mmray.data.shards import read_split
 from mmray.data.text import load_tokenizer
-from mmray.training import build_method, seed_everything, train_epoch
+from mmray.engine.training import build_method, seed_everything, train_epoch
 
 
 def tensors(prepared, split: str) -> dict[str, torch.Tensor]:

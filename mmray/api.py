@@ -16,7 +16,7 @@ from mmray.errors import DataError, MmrayError
 from mmray.report import build_report
 from mmray.results import load as load_results
 from mmray.results import schema
-from mmray.results.summary import HEADLINE_METRICS, format_table, leaderboard, score_column
+from mmray.results.summary import CONFIDENCE, score_column, terminal_leaderboard
 from mmray.storage import Location
 
 
@@ -47,10 +47,10 @@ def run_sweep(
                      overwrite=overwrite, address=address, verbose=verbose, log=log)
     results = load_results(out)
     _require_a_scored_trial(results.trials, spec.search.metric, out)
-    board = leaderboard(results.trials, spec.search.metric, spec.search.mode,
-                        columns=tuple(c for c in HEADLINE_METRICS if c != spec.search.metric))
-    log(f"\n[mmray] leaderboard ({spec.search.metric}, best trial per benchmark and method)\n"
-        + format_table(board))
+    direction = "higher" if spec.search.mode == "max" else "lower"
+    log(f"\n[mmray] leaderboard ({spec.search.metric}, {direction} is better; mean ± {CONFIDENCE:.0%} confidence "
+        "interval over seeds, as in the report)\n"
+        + terminal_leaderboard(results.trials, spec.search.metric, spec.search.mode))
     if report:
         log(f"[mmray] report: {build_report(out)}")
     if spec.wandb.enabled:

@@ -1,24 +1,28 @@
-"""The typed sweep specification (YAML under sweeps/) and its validation.
+"""The typed sweep specification (YAML under sweeps/), its validation, and the typed config of one trial.
 
 Everything is checked before Ray starts: an unknown key, a bad range, an unknown method or benchmark, or a
 method that cannot run on a benchmark is one `SpecError` line naming the file, the key and the valid choices.
+A validated spec holds the effective values, defaults included, which is what sweep.yaml records.
 """
 
 from __future__ import annotations
 
 import builtins
 import copy
+import difflib
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin
+from typing import Any, ClassVar, Literal, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mmray import storage
+from mmray.engine.params import TrainParams
 from mmray.errors import SpecError
+from mmray.results import schema
 from mmray.storage import Location
-from mmray.training import TrainParams
 
 DIM_KINDS = ("choice", "uniform", "loguniform", "int")
 
@@ -71,6 +75,44 @@ class SearchDim(BaseModel):
         return tune.randint(self.int[0], self.int[1] + 1)  # randint's upper bound is exclusive
 
 
+@dataclass(frozen=True)
+class SearchKey:
+    """A search_space key resolved: the section of a trial's config it sets, the field, and for a
+    '<method>.<field>' key the one method it applies to ('method.<field>' applies to every method)."""
+
+    section: Literal["train", "method", "benchmark"]
+    field: str
+    method: str | None = None
+
+    @classmethod
+    def parse(cls, key: str, methods: list[str] | None = None) -> SearchKey:
+        """`methods`: the sweep's methods; None takes any other scope for a method's name (a spec checked
+        already, as sweep.yaml holds it)."""
+        scope, _, field = key.partition(".")
+        if not field:
+            raise SpecError(f"search_space key '{key}' must look like train.lr, method.latent_dim, "
+                            "<method>.latent_dim or benchmark.n_mels")
+        if scope in ("train", "method", "benchmark"):
+            return cls(scope, field)
+        if methods is None or scope in methods:
+            return cls("method", field, scope)
+        raise SpecError(f"search_space key '{key}': '{scope}' is not train, method, benchmark "
+                        f"or one of the sweep's methods {methods}")
+
+    def applies_to(self, method: str) -> bool:
+        return self.method in (None, method)
+
+    @property
+    def trial_field(self) -> str:
+        """The TrialConfig field this key sets a value of."""
+        return {"train": "train", "method": "method_params", "benchmark": "benchmark_params"}[self.section]
+
+    @property
+    def column(self) -> str:
+        """The trials-table column that records the value (method.<p> and <method>.<p> land in one)."""
+        return schema.config_column(self.section, self.field)
+
+
 class BenchmarkEntry(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     name: str
@@ -81,11 +123,23 @@ class SearchConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     algorithm: Literal["optuna", "random"] = "optuna"
     metric: str = "val/fused_acc"
-    mode: Literal["max", "min"] = "max"
+    mode: Literal["max", "min"] | None = Field(None, description="left out: the metric's direction in the "
+                                               "results schema (validate_spec refuses a mode against it)")
     num_samples: int = Field(8, ge=1)
     seed: int = 0
     repeat_top: int = Field(1, ge=1, description="with several seeds: how many of the best configurations the "
                             "search found (on the first seed) are re-run on every other seed")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _mode_from_schema(cls, value):
+        # filled here, so every reader of a spec (and sweep.yaml) sees 'max' or 'min'; an unknown metric keeps
+        # None until validate_spec refuses it with suggestions
+        if isinstance(value, dict) and value.get("mode") is None:
+            metric = value.get("metric", cls.model_fields["metric"].default)
+            if isinstance(metric, str) and schema.metric_info(metric) is not None:
+                value = {**value, "mode": schema.search_mode(metric)}
+        return value
 
 
 class SchedulerConfig(BaseModel):
@@ -181,6 +235,71 @@ class SweepSpec(BaseModel):
         return storage.join(self.storage_path, self.name)
 
 
+class TrialConfig(BaseModel):
+    """Everything one trial runs with, from the sweep driver through the trial to its workers, the results
+    recorder and W&B. Tune samples the searched fields (mmray.orchestration.sweep.param_space builds the space
+    from `for_run`); validating the sampled dict fills every default, so the values recorded are the ones used."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    # The fields that say what was run (recorded, logged to W&B); the others are paths and bookkeeping.
+    DESCRIBES_THE_RUN: ClassVar[tuple[str, ...]] = ("benchmark", "method", "seed", "benchmark_params",
+                                                     "method_params", "train")
+    sweep: str
+    run: str  # the Tune run: <benchmark>__<method>__seed<seed>, or a re-run of a chosen configuration
+    benchmark: str
+    method: str
+    seed: int
+    benchmark_params: dict[str, Any]
+    method_params: dict[str, Any]
+    train: TrainParams
+    resources: ResourcesConfig
+    mirror: str | None
+    cache_dir: str
+    results_dir: str
+    max_worker_failures: int = Field(1, ge=0, description="worker-group restarts from the last checkpoint")
+    # Set by the trial for its workers: the Tune trial id (which names its Train run and artifacts), when it
+    # started, and where its prepared shard set lies.
+    trial_id: str | None = None
+    started_at: float | None = None
+    data_dir: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_defaults(cls, data):
+        # Filled, not checked: a combination the search drew that a method or benchmark rejects (heads that do
+        # not divide a width) fails its trial when the model or shards are built, with that message, and is
+        # recorded as failed; the driver's recorder must still read the trial's config.
+        if isinstance(data, dict) and "method" in data and "benchmark" in data:
+            from mmray.data.benchmarks import BENCHMARKS
+            from mmray.methods import METHODS
+
+            data = {**data,
+                    "method_params": with_defaults(METHODS.get(data["method"]).Params, data.get("method_params")),
+                    "benchmark_params": with_defaults(BENCHMARKS.get(data["benchmark"]).Params,
+                                                      data.get("benchmark_params"))}
+        return data
+
+    @classmethod
+    def for_run(cls, spec: SweepSpec, entry: BenchmarkEntry, method: str, seed: int, *, run: str,
+                mirror, cache_dir, results_dir) -> TrialConfig:
+        """A trial of this (benchmark, method, seed) with the spec's values, before any search."""
+        return cls(sweep=spec.name, run=run, benchmark=entry.name, method=method, seed=seed,
+                   benchmark_params=dict(entry.params), method_params=dict(spec.method_params.get(method, {})),
+                   train=spec.train_params, resources=spec.resources, mirror=str(mirror) if mirror else None,
+                   cache_dir=str(cache_dir), results_dir=str(results_dir))
+
+    @property
+    def torch_threads(self) -> int:
+        return self.resources.torch_threads or max(1, int(self.resources.cpus_per_worker))
+
+    def config_columns(self) -> dict[str, Any]:
+        """The trials-table columns of this trial's configuration: config/<section>/<name> -> value."""
+        sections = {"train": self.train.model_dump(), "method": self.method_params,
+                    "benchmark": self.benchmark_params}
+        return {schema.config_column(section, name): value
+                for section, values in sections.items() for name, value in values.items()}
+
+
 def _one_line(exc: ValidationError, source: str, model: type[BaseModel]) -> SpecError:
     error = exc.errors()[0]
     location = ".".join(str(part) for part in error["loc"]) or "(top level)"
@@ -210,6 +329,38 @@ def _check_params(model: type[BaseModel], values: dict[str, Any], source: str, w
         raise SpecError(f"{source}: {what} parameter '{key}': {error['msg']}") from None
 
 
+def _check_search_metric(spec: SweepSpec, runs: list[tuple[BenchmarkEntry, str]], source: str) -> None:
+    """search.metric must be a column that every (benchmark, method) run reports at each epoch, and search.mode
+    its direction in the results schema. Of the train/ columns only train/loss is known before a run: the
+    total every method's `losses` returns (its other terms are the method's own)."""
+    from mmray.data.prepare import resolve_params
+    from mmray.eval.suite import metric_names
+    from mmray.methods import METHODS
+
+    metric = spec.search.metric
+    for entry, method in runs:
+        benchmark, params = resolve_params(entry.name, entry.params)
+        modalities = benchmark.modalities(params)
+        method_class = METHODS.get(method)
+        names = metric_names([m.name for m in modalities], method_class.generated_texts(modalities),
+                             method_class.reconstructed_images(modalities))
+        columns = [f"{split}/{name}" for split in schema.SPLITS for name in names] + ["train/loss"]
+        if metric not in columns:
+            if metric.startswith("train/"):
+                hint = "of the train/ columns only train/loss is known before a run"
+            elif close := difflib.get_close_matches(metric, columns, n=1):
+                hint = f"did you mean {close[0]!r}?"
+            else:
+                splits = " or ".join(f"{split}/" for split in schema.SPLITS)
+                hint = f"valid: {splits} followed by one of {', '.join(names)}; or train/loss"
+            raise SpecError(f"{source}: search.metric {metric!r} is not a metric of {entry.name} x {method}; {hint}")
+    expected = schema.search_mode(metric)
+    if spec.search.mode != expected:
+        better = "higher" if expected == "max" else "lower"
+        raise SpecError(f"{source}: search.mode {spec.search.mode!r} contradicts search.metric {metric!r}, where "
+                        f"{better} is better; set search.mode: {expected} or leave mode out")
+
+
 def validate_spec(spec: SweepSpec, source: str = "<spec>") -> SweepSpec:
     """Cross-checks a parsed spec against the registries and the parameter models."""
     from mmray.data.benchmarks import BENCHMARKS
@@ -230,26 +381,21 @@ def validate_spec(spec: SweepSpec, source: str = "<spec>") -> SweepSpec:
         _check_params(METHODS.get(method).Params, spec.method_params.get(method, {}), source, f"method {method}")
 
     for key, dim in spec.search_space.items():
-        scope, _, field = key.partition(".")
-        if not field:
-            raise SpecError(f"{source}: search_space key '{key}' must look like train.lr, method.latent_dim, "
-                            "<method>.latent_dim or benchmark.n_mels")
-        if scope == "train":
+        try:
+            resolved = SearchKey.parse(key, spec.methods)
+        except SpecError as error:
+            raise SpecError(f"{source}: {error}") from None
+        if resolved.section == "train":
             targets = [(TrainParams, "train")]
-        elif scope == "method":
-            targets = [(METHODS.get(m).Params, f"method {m}") for m in spec.methods]
-        elif scope in spec.methods:
-            targets = [(METHODS.get(scope).Params, f"method {scope}")]
-        elif scope == "benchmark":
-            targets = [(BENCHMARKS.get(b.name).Params, f"benchmark {b.name}") for b in spec.benchmarks]
+        elif resolved.section == "method":
+            targets = [(METHODS.get(m).Params, f"method {m}") for m in spec.methods if resolved.applies_to(m)]
         else:
-            raise SpecError(f"{source}: search_space key '{key}': '{scope}' is not train, method, benchmark "
-                            f"or one of the sweep's methods {spec.methods}")
+            targets = [(BENCHMARKS.get(b.name).Params, f"benchmark {b.name}") for b in spec.benchmarks]
         for model, what in targets:
             for value in dim.sample_values():
-                _check_params(model, {field: value}, f"{source}: search_space.{key}", what)
+                _check_params(model, {resolved.field: value}, f"{source}: search_space.{key}", what)
 
-    _, left_out = spec.runs()
+    runs, left_out = spec.runs()
     if left_out and spec.pairs == "all":
         benchmark, method, reason = left_out[0]
         raise SpecError(f"{source}: method {method!r} cannot run on benchmark {benchmark!r}: {reason} "
@@ -258,7 +404,33 @@ def validate_spec(spec: SweepSpec, source: str = "<spec>") -> SweepSpec:
         if sum(m == method for _, m, _ in left_out) == len(spec.benchmarks):
             raise SpecError(f"{source}: method {method!r} fits none of the sweep's benchmarks: "
                             + "; ".join(f"{b}: {r}" for b, m, r in left_out if m == method))
-    return spec
+    _check_search_metric(spec, runs, source)
+    return _with_effective_values(spec)
+
+
+def _with_effective_values(spec: SweepSpec) -> SweepSpec:
+    """The spec with every default written out (train, each method's and each benchmark's parameters)."""
+    from mmray.data.prepare import resolve_params
+
+    return spec.model_copy(update={
+        "train": spec.train_params.model_dump(),
+        "method_params": {m: method_defaults(m, spec.method_params.get(m)) for m in spec.methods},
+        "benchmarks": [entry.model_copy(update={"params": resolve_params(entry.name, entry.params)[1].model_dump()})
+                       for entry in spec.benchmarks],
+    })
+
+
+def method_defaults(method: str, params: dict | None) -> dict[str, Any]:
+    """A method's parameters, checked, with its defaults filled in."""
+    from mmray.methods import METHODS
+
+    return METHODS.get(method).Params.model_validate(dict(params or {})).model_dump()
+
+
+def with_defaults(model: type[BaseModel], values: dict | None) -> dict[str, Any]:
+    """`values` over the defaults of `model`'s fields, without validating them."""
+    defaults = {name: field.get_default(call_default_factory=True) for name, field in model.model_fields.items()}
+    return {**defaults, **(values or {})}
 
 
 def load_spec(path: str | os.PathLike, overrides: dict[str, Any] | None = None) -> SweepSpec:

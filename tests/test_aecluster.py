@@ -9,13 +9,13 @@ import torch
 from test_sweep_ray import ray_session  # noqa: F401 - the module-scoped local Ray fixture
 
 from mmray import api
-from mmray.batching import tensor_batches
 from mmray.data import prepare
 from mmray.data.shards import read_split
 from mmray.data.spec import ModalitySpec
+from mmray.engine.batching import tensor_batches
+from mmray.engine.training import build_method, embed_all, seed_everything, train_epoch
 from mmray.methods.aecluster import AECluster, AEClusterParams
 from mmray.results import schema
-from mmray.training import build_method, embed_all, seed_everything, train_epoch
 
 AVMNIST = (ModalitySpec("image", "image", (1, 28, 28)), ModalitySpec("audio", "audio", (1, 40, 40)))
 

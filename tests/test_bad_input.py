@@ -277,6 +277,12 @@ def test_fsdd_file_with_a_foreign_name(avmnist_copy, tmp_path):
     write_fsdd_wav(odd, 7)
     message = message_of(lambda: prepare_avmnist(avmnist_copy, tmp_path))
     assert f"{odd}: not an FSDD name like 7_george_12.wav; remove or rename it" in message
+    assert "--skip-bad" in message
+    # with --skip-bad it is left out and counted like any other bad file; every well-named recording is kept
+    prepared = prepare_avmnist(avmnist_copy, tmp_path / "again", skip_bad=True)
+    assert prepared.manifest["skipped_files"]["count"] == 1
+    assert str(odd) in prepared.manifest["skipped_files"]["problems"][0]
+    assert prepared.manifest["recordings_per_split"] == {"train": 30, "val": 30, "test": 30}
 
 
 @pytest.mark.parametrize("keep", [0, 100])
@@ -316,3 +322,25 @@ def test_speaker_holdout_on_the_fake_mirror(avmnist_tree, tmp_path):
         "train": ["george", "jackson"], "val": ["george", "jackson"], "test": ["theo"]}
     # theo's 30 takes are the test audio; the others' take 0 is val, takes 5 and 10 train
     assert prepared.manifest["recordings_per_split"] == {"train": 40, "val": 20, "test": 30}
+
+
+@pytest.mark.parametrize(("train", "search_space", "largest"), [
+    ({"batch_size": 512}, {}, 512),
+    ({"batch_size": 64}, {"train.batch_size": {"choice": [64, 1024]}}, 1024),
+])
+def test_a_batch_larger_than_the_training_split_stops_the_sweep_before_ray_starts(tmp_path, capsys, train,
+                                                                                   search_space, largest):
+    import ray
+    import yaml
+
+    spec = {"name": "too-big", "benchmarks": [{"name": "synthetic-av", "params": {
+                "n_train": 300, "n_val": 50, "n_test": 50, "image_size": 16, "n_mels": 16, "frames": 16}}],
+            "methods": ["pavlov"], "train": {**train, "epochs": 1}, "search_space": search_space}
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    ray_was_up = ray.is_initialized()
+    code = main(["sweep", str(path), "--cache", str(tmp_path / "cache"), "--results", str(tmp_path / "results")])
+    error = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in error
+    assert f"train.batch_size {largest} is larger than synthetic-av's training split (300 rows)" in error
+    assert ray.is_initialized() == ray_was_up  # no Ray instance started for a sweep that could not run

@@ -21,6 +21,18 @@ def test_help_lists_every_command():
         assert command in out.stdout
 
 
+def test_python_dash_m_mmray_is_the_command_line():
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "mmray", *args], capture_output=True, text=True, check=False)
+
+    helped = run("--help")
+    assert helped.returncode == 0 and "usage: mmray" in helped.stdout and "examples:" in helped.stdout
+    listed = run("list")
+    assert listed.returncode == 0 and "pavlov: latent_dim=64" in listed.stdout and "avmnist:" in listed.stdout
+    failed = run("data", "info", "no-such-benchmark")  # an mmray error keeps its one line and exit code 2
+    assert failed.returncode == 2 and failed.stderr.startswith("mmray: error: unknown benchmark")
+
+
 @pytest.mark.parametrize("command", ["sweep", "report", "data"])
 def test_subcommand_help(command, capsys):
     with pytest.raises(SystemExit) as exit_info:

@@ -29,11 +29,9 @@ def raw() -> dict:
 
 def ray_validate(config: dict) -> dict:
     """What `ray up` does to a config before any cloud call; returns the filled-out config."""
-    from ray.autoscaler._private.util import prepare_config, validate_config
+    from mmray.orchestration.ray_adapter import validate_cluster_config
 
-    prepared = prepare_config(copy.deepcopy(config))
-    validate_config(prepared)
-    return prepared
+    return validate_cluster_config(config)
 
 
 def head_start_commands(config: dict) -> list[str]:

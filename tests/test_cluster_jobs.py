@@ -17,7 +17,7 @@ import psutil
 import pytest
 
 from mmray.orchestration.local_cluster import RAY, LocalCluster
-from mmray.orchestration.sweep import ONE_MACHINE_RAY_ENV
+from mmray.orchestration.ray_adapter import ONE_MACHINE_RAY_ENV
 from mmray.results import schema
 
 pytestmark = pytest.mark.ray

@@ -11,15 +11,15 @@ import torch
 from test_sweep_ray import ray_session  # noqa: F401 - the module-scoped local Ray fixture
 
 from mmray import api
-from mmray.batching import tensor_batches
 from mmray.data.prepare import prepare
 from mmray.data.shards import read_split
 from mmray.data.spec import ModalitySpec
+from mmray.engine.batching import tensor_batches
+from mmray.engine.training import build_method, embed_all, seed_everything, train_epoch
 from mmray.eval.probes import fit_probe, probe_accuracy
 from mmray.methods.cpc import CPC, LatentQueue
 from mmray.methods.losses import cpc_info_nce, perturbed_negatives, time_shifted_negatives
 from mmray.results import schema
-from mmray.training import build_method, embed_all, seed_everything, train_epoch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 IMAGE = ModalitySpec("image", "image", (3, 8, 8))

@@ -117,32 +117,40 @@ def test_resume_after_sigkill_reruns_nothing_and_loses_nothing(tmp_path):
     # trials finished before the kill were not re-run: their rows are untouched
     kept = trials.set_index(schema.TRIAL_ID).loc[before[schema.TRIAL_ID], schema.FINISHED_AT]
     assert kept.tolist() == before.set_index(schema.TRIAL_ID)[schema.FINISHED_AT].tolist()
-    # the interrupted trial continued from its checkpoint: the epochs it had reported are kept as they were
+    # the interrupted trial continued from its checkpoint: the epochs it had reported are kept as they were, and
+    # the worker that ran its last epoch started after the checkpoint of an epoch the driver had recorded, or
+    # later (training runs ahead of the driver); one restarted from scratch would say 0
     for trial_id, rows in interrupted.items():
         resumed = epochs[epochs[schema.TRIAL_ID] == trial_id].set_index(schema.EPOCH)
         for _, row in rows.iterrows():
             assert resumed.loc[row[schema.EPOCH], schema.ELAPSED_SECONDS] == row[schema.ELAPSED_SECONDS]
+            assert resumed.loc[row[schema.EPOCH], schema.RESUMED_FROM_EPOCH] == 0
+        assert resumed.loc[epochs_per_trial, schema.RESUMED_FROM_EPOCH] >= rows[schema.EPOCH].max() >= 1
     assert not list(running.glob("*.parquet"))
 
 
 def test_worker_crash_retries_from_checkpoint_and_failed_trials_are_recorded(tmp_path):
-    # batch_size 4096 > 400 training pairs: such a trial fails for good ("yielded no batch"); 64 trains.
-    spec = _write_spec(tmp_path / "spec.yaml", search_space={"train.batch_size": {"choice": [64, 4096]}},
+    # hidden_dim 8 < latent_dim 16: such a trial fails for good when its model is built; 32 trains.
+    spec = _write_spec(tmp_path / "spec.yaml", search_space={"pavlov.hidden_dim": {"choice": [32, 8]}},
                        search={"algorithm": "random", "num_samples": 4, "seed": 1})
     results = tmp_path / "results"
     output = _finish(_mmray(["sweep", str(spec), "--results", str(results), "--cache", str(tmp_path / "cache")],
                             env={"MMRAY_CRASH_AT_EPOCH": "2"}))
     trials = pd.read_parquet(results / schema.TRIALS_FILE)
+    epochs = pd.read_parquet(results / schema.EPOCHS_FILE)
     assert len(trials) == 4
-    good = trials[trials["config/train/batch_size"] == 64]
-    bad = trials[trials["config/train/batch_size"] == 4096]
-    assert len(good) and len(bad), "the seeded random search should draw both batch sizes"
+    good = trials[trials["config/method/hidden_dim"] == 32]
+    bad = trials[trials["config/method/hidden_dim"] == 8]
+    assert len(good) and len(bad), "the seeded random search should draw both hidden sizes"
     # each good trial's worker exited at epoch 2, was restarted from the epoch-1 checkpoint, and finished
     assert (good[schema.STATUS] == schema.STATUS_COMPLETED).all() and (good[schema.EPOCHS_RUN] == 3).all()
     for trial_id in good[schema.TRIAL_ID]:
         assert (results / "train" / trial_id / "crashed-at-2").exists()
+        started_after = epochs[epochs[schema.TRIAL_ID] == trial_id].set_index(schema.EPOCH)[
+            schema.RESUMED_FROM_EPOCH]
+        assert started_after.to_dict() == {1: 0, 2: 1, 3: 1}  # from scratch, then from epoch 1's checkpoint
     assert (bad[schema.STATUS] == schema.STATUS_FAILED).all()
-    assert bad[schema.ERROR].str.contains("no batch").all()
+    assert bad[schema.ERROR].str.contains("must not exceed hidden_dim").all()
     assert "failed after 0/3 epochs" in output and "leaderboard" in output
 
 

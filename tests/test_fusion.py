@@ -8,15 +8,15 @@ import torch
 from test_sweep_ray import ray_session  # noqa: F401 - the module-scoped local Ray fixture
 
 from mmray import api
-from mmray.batching import tensor_batches
 from mmray.data import prepare
 from mmray.data.shards import read_split
 from mmray.data.spec import ModalitySpec
+from mmray.engine.batching import tensor_batches
+from mmray.engine.training import build_method, embed_all, seed_everything, train_epoch
 from mmray.eval.probes import fit_probe, probe_accuracy
 from mmray.methods.encoders import ConvEncoder, LSTMEncoder, ResNetEncoder, build_encoder
 from mmray.methods.fusion import FusionParams, modality_keep_mask
 from mmray.results import schema
-from mmray.training import build_method, embed_all, seed_everything, train_epoch
 
 PAD = 1  # like BART: the pad id is not 0, so code assuming 0 would fail here
 CAPTION = ModalitySpec("caption", "text", (10,), vocab_size=40, tokenizer="hand-made", pad_id=PAD)
@@ -156,7 +156,7 @@ def avmnist_small(mirror, tmp_path_factory):
 
 
 def _batches(prepared, arrays, size, without=None, generator=None):
-    """mmray.batching.tensor_batches, shuffled (full batches only) when a generator is given, `without` left out."""
+    """mmray.engine.batching.tensor_batches, shuffled (full batches only) when a generator is given, `without` left out."""
     kept = [m for m in prepared.modalities if m.name != without]
     return tensor_batches(arrays, size, kept, shuffle=generator is not None, drop_last=generator is not None,
                           generator=generator)

@@ -11,9 +11,9 @@ import torch
 from test_sweep_ray import ray_session  # noqa: F401 - the module-scoped local Ray fixture
 
 from mmray.data.spec import ModalitySpec
+from mmray.engine.training import build_method, train_epoch
 from mmray.methods.jepa import Jepa, JepaParams, masked_mean, target_mask
 from mmray.methods.losses import cosine_alignment, token_cross_entropy
-from mmray.training import build_method, train_epoch
 
 PAD, VOCAB = 0, 40
 WORDS = ["<pad>", *(f"w{i}" for i in range(1, VOCAB))]  # the fixture's tokenizer: id -> word

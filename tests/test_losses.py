@@ -9,9 +9,9 @@ import torch
 import torch.nn.functional as F
 
 from mmray.data.spec import ModalitySpec
+from mmray.engine.training import build_method, embed_all, to_batch, train_epoch
 from mmray.methods.losses import info_nce, orthogonality, reconstruction, rotation_from_skew
 from mmray.methods.pavlov import Pavlov, PavlovParams
-from mmray.training import build_method, embed_all, to_batch, train_epoch
 
 MODALITIES = (ModalitySpec("image", "image", (1, 28, 28)), ModalitySpec("audio", "audio", (1, 16, 16)))
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from mmray.data.spec import ModalitySpec
+from mmray.engine.training import build_method, embed_all, embed_missing
 from mmray.eval import SplitExtras, evaluate
 from mmray.eval.generation import answer_scores, bleu, normalise_answer, ssim, token_accuracy
 from mmray.eval.probes import fit_probe, l2_normalize, probe_accuracy
@@ -23,7 +24,6 @@ from mmray.results.artifacts import (
     rotation_table,
     write_artifacts,
 )
-from mmray.training import build_method, embed_all, embed_missing
 
 # --- retrieval ----------------------------------------------------------------------------------------------
 

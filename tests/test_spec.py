@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mmray.config import SearchDim, SweepSpec, load_spec
+from mmray.config import SearchDim, SweepSpec, load_spec, parse_spec
+from mmray.engine.params import TrainParams
 from mmray.errors import SpecError
-from mmray.training import TrainParams
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -77,9 +77,32 @@ def test_benchmark_names_plain_strings_and_pinned_values(tmp_path):
     data["search_space"]["method.hidden_dim"] = 128  # a plain value pins the parameter
     data["search_space"]["train.epochs"] = {"int": [1, 3]}
     spec = load_spec(write(tmp_path, data))
-    assert spec.benchmarks[0].name == "synthetic-av" and spec.benchmarks[0].params == {}
+    assert spec.benchmarks[0].name == "synthetic-av"
+    assert spec.benchmarks[0].params["n_train"] == 3000  # the benchmark's default, written out
     assert spec.search_space["method.hidden_dim"].choice == [128]
     assert spec.search_space["train.epochs"].int == (1, 3)
+
+
+def test_a_validated_spec_holds_every_default_as_sweep_yaml_records_it(tmp_path):
+    spec = load_spec(write(tmp_path, spec_with(train={"epochs": 2})))
+    assert spec.train == {**TrainParams().model_dump(), "epochs": 2}
+    assert spec.method_params["pavlov"]["temperature"] == 0.5 and "w_orthogonality" in spec.method_params["pavlov"]
+    again = parse_spec(yaml.safe_load(yaml.safe_dump(spec.model_dump(mode="json"))))
+    assert again == spec  # what sweep.yaml holds reads back as the same spec
+
+
+def test_trial_config_fills_defaults_without_rejecting_a_drawn_combination():
+    from mmray.config import TrialConfig
+
+    spec = parse_spec(DEMO)
+    trial = TrialConfig.for_run(spec, spec.benchmarks[0], "pavlov", 0, run="r", mirror=None, cache_dir="/c",
+                                results_dir="/r")
+    drawn = TrialConfig.model_validate({**trial.model_dump(), "method_params": {"hidden_dim": 8},
+                                        "train": {"lr": 0.01}})
+    # the model rejects latent 64 > hidden 8 when built, failing that trial; the recorder still reads it
+    assert drawn.method_params["hidden_dim"] == 8 and drawn.method_params["latent_dim"] == 64
+    assert drawn.train.epochs == TrainParams().epochs and drawn.train.lr == 0.01
+    assert drawn.config_columns()["config/train/epochs"] == TrainParams().epochs
 
 
 def test_override_applies(tmp_path):
@@ -257,3 +280,44 @@ def test_method_that_cannot_use_a_benchmark_fails_validation(method, benchmark, 
     message = str(info.value)
     assert f"pairing.yaml: method {method!r} cannot run on benchmark {benchmark!r}" in message
     assert reason in message
+
+
+# --- search.metric and search.mode against the results schema --------------------------------------------------
+
+def test_misspelled_search_metric_names_the_close_match(tmp_path):
+    message = load_error(write(tmp_path, spec_with(search__metric="val/fused_acuracy")))
+    assert ("search.metric 'val/fused_acuracy' is not a metric of synthetic-av x pavlov; "
+            "did you mean 'val/fused_acc'?") in message
+
+
+def test_search_metric_must_be_reported_by_every_run(tmp_path):
+    # fusion generates captions on mnist-captions, but avmnist has no caption to generate
+    data = spec_with(benchmarks=["mnist-captions", "avmnist"], methods=["fusion"], search_space={},
+                     search={"metric": "val/bleu_caption"})
+    message = load_error(write(tmp_path, data))
+    assert "search.metric 'val/bleu_caption' is not a metric of avmnist x fusion" in message
+    data["benchmarks"] = ["mnist-captions"]
+    assert load_spec(write(tmp_path, data)).search.mode == "max"
+
+
+def test_of_the_training_columns_only_the_total_loss_is_a_search_metric(tmp_path):
+    message = load_error(write(tmp_path, spec_with(search={"metric": "train/orthogonality"})))
+    assert "only train/loss is known before a run" in message
+
+
+def test_search_mode_against_the_metric_direction_is_refused(tmp_path):
+    message = load_error(write(tmp_path, spec_with(search__mode="min")))
+    assert ("search.mode 'min' contradicts search.metric 'val/fused_acc', where higher is better; "
+            "set search.mode: max or leave mode out") in message
+    message = load_error(write(tmp_path, spec_with(search={"metric": "val/alignment_image_audio", "mode": "max"})))
+    assert "where lower is better; set search.mode: min" in message
+
+
+@pytest.mark.parametrize("search, mode", [
+    ({}, "max"),  # the default metric, val/fused_acc
+    ({"metric": "test/recall@5_audio_to_image"}, "max"),
+    ({"metric": "val/uniformity_fused"}, "min"),
+    ({"metric": "train/loss"}, "min"),
+])
+def test_search_mode_left_out_is_the_metric_direction(tmp_path, search, mode):
+    assert load_spec(write(tmp_path, spec_with(search=search))).search.mode == mode

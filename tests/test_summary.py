@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import math
 
 import numpy as np
@@ -18,10 +19,12 @@ from mmray.results.summary import (
     config_labels,
     format_ci,
     leaderboard_ci,
+    leaderboard_tables,
     mean_ci,
     optuna_study,
     param_importances,
     pareto_front,
+    terminal_leaderboard,
     welch_p,
 )
 
@@ -106,6 +109,33 @@ def test_search_unit_takes_each_seeds_best_trial():
         leaderboard_ci(SEEDED, METRIC, unit="trial")
     with pytest.raises(KeyError, match="best/val/bogus_acc"):
         leaderboard_ci(SEEDED, "val/bogus_acc")
+
+
+def test_terminal_leaderboard_shows_mean_and_interval_over_seeds():
+    text = terminal_leaderboard(SEEDED, METRIC, "max")
+    lines = text.splitlines()
+    assert lines[0] == "b1" and "b2" in lines
+    assert lines[1].split() == ["method", "rank", "seeds", METRIC, "test/fused_acc", "p_vs_top", "distinguishable",
+                                "config"]
+    a = lines[2]
+    assert a.split()[:4] == ["a", "1", "3", "0.810"]
+    assert f"0.810 ± {mean_ci([.80, .82, .81])[1]:.3f}" in a and f"0.790 ± {mean_ci([.78, .80, .79])[1]:.3f}" in a
+    assert "0.95" not in text  # not the luckiest single trial
+    assert terminal_leaderboard(SEEDED.iloc[:0], METRIC, "max") == "(no finished trial has a score yet)"
+
+
+def test_report_and_terminal_show_the_same_leaderboard():
+    from mmray.report.common import ReportContext
+    from mmray.report.leaderboards import leaderboard_section
+    from mmray.results.io import Results
+
+    page = leaderboard_section(ReportContext(Results(SEEDED, pd.DataFrame(), "results/x"), METRIC, "max"))
+    text = terminal_leaderboard(SEEDED, METRIC, "max")
+    tables = leaderboard_tables(SEEDED, METRIC, "max")
+    assert list(tables) == ["b1", "b2"]
+    for table in tables.values():
+        for cell in table.astype(str).to_numpy().ravel():
+            assert html.escape(cell) in page and cell in text, cell
 
 
 def test_choose_unit():

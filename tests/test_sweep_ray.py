@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 import pandas as pd
@@ -53,8 +54,21 @@ search: {{num_samples: 2, metric: val/fused_acc, mode: max}}
 scheduler: {{type: asha, grace_period: 1}}
 """)
     lines: list[str] = []
+    environment_before = dict(os.environ)
     out = api.run_sweep(spec, cache_dir=tmp / "cache", results_dir=tmp / "results", log=lines.append)
+    ENVIRONMENT_AFTER_SWEEP.update(environment=(environment_before, dict(os.environ)))
     return out, lines
+
+
+ENVIRONMENT_AFTER_SWEEP: dict = {}  # the caller's environment before and after the module's sweep
+
+
+def test_a_sweep_leaves_the_callers_environment_as_it_was(synthetic_sweep):
+    """A notebook that runs a sweep keeps its environment: what mmray sets for Ray and Tune is restored."""
+    before, after = ENVIRONMENT_AFTER_SWEEP["environment"]
+    changed = {k: after.get(k) for k in set(before) | set(after) if before.get(k) != after.get(k)}
+    changed.pop("CRC32C_SW_MODE", None)  # tensorboardX sets it when Tune first imports it: not a sweep's setting
+    assert changed == {}
 
 
 def test_ray_data_and_train_shared_actors_are_up_before_the_first_trial(ray_session):
@@ -106,19 +120,14 @@ def test_finished_trials_store_their_pictures_as_data(synthetic_sweep):
         assert len(rotations) == 2 * latent * latent
 
 
-def _actor_classes() -> set[str]:
-    """Class names of every actor this Ray instance has run, dead ones included (the GCS's actor table)."""
-    import ray
-
-    return {actor["ActorClassName"] for actor in ray._private.state.actors().values()}
-
-
 def test_a_trial_starts_no_actors_beyond_its_own_its_workers_and_their_synchronizer(synthetic_sweep):
     """Each trial's actor runs its Train controller, one-worker trials read their split in the worker, the
     sweep's driver frees orphaned placement groups, and reports reach Tune through the GCS: Train and Tune
     would otherwise start a TrainController, a DatasetManager, a PlacementGroupCleaner and a _QueueActor
     (TuneReportCallback's) for every trial, each a process start on its path to the first batch."""
-    started = _actor_classes()
+    from mmray.orchestration.ray_adapter import actor_class_names
+
+    started = actor_class_names()  # every actor this instance has run, dead ones included
     assert {"RayTrainWorker", "SynchronizationActor"} <= started  # the table holds this sweep's actors
     assert not {"TrainController", "DatasetManager", "PlacementGroupCleaner", "_QueueActor"} & started
 
@@ -143,10 +152,9 @@ def test_placement_groups_of_dead_controllers_are_freed(ray_session):
     import types
 
     import ray
-    from ray.experimental.internal_kv import _internal_kv_list
     from ray.util.placement_group import placement_group, placement_group_table
 
-    from mmray.orchestration.placement import KV_NAMESPACE, PlacementGroupRecorder
+    from mmray.orchestration.ray_adapter import PLACEMENT_KV_NAMESPACE, PlacementGroupRecorder, kv_keys
 
     @ray.remote(num_cpus=0)
     class Controller:  # runs the Train callback as a controller does, around a group it creates
@@ -159,18 +167,18 @@ def test_placement_groups_of_dead_controllers_are_freed(ray_session):
             callback.after_worker_group_start(types.SimpleNamespace(get_worker_group_state=lambda: state))
             return group
 
-    _free_until(lambda: not _internal_kv_list("", namespace=KV_NAMESPACE))  # whatever earlier sweeps left
+    _free_until(lambda: not kv_keys(PLACEMENT_KV_NAMESPACE))  # whatever earlier sweeps left
     live, dead = Controller.remote(), Controller.remote()
     live_group, dead_group = ray.get([live.start_worker_group.remote(), dead.start_worker_group.remote()])
-    assert len(_internal_kv_list("", namespace=KV_NAMESPACE)) == 2
+    assert len(kv_keys(PLACEMENT_KV_NAMESPACE)) == 2
     ray.kill(dead)
     assert _free_until(lambda: placement_group_table(dead_group)["state"] == "REMOVED") == 1
     assert placement_group_table(dead_group)["state"] == "REMOVED"
     assert placement_group_table(live_group)["state"] == "CREATED"
-    assert len(_internal_kv_list("", namespace=KV_NAMESPACE)) == 1
+    assert len(kv_keys(PLACEMENT_KV_NAMESPACE)) == 1
     ray.kill(live)
     assert _free_until(lambda: placement_group_table(live_group)["state"] == "REMOVED") == 1
-    assert _internal_kv_list("", namespace=KV_NAMESPACE) == []
+    assert kv_keys(PLACEMENT_KV_NAMESPACE) == []
 
 
 @pytest.mark.timeout(150)  # a deadlocked trial would otherwise hold the suite for its whole timeout
@@ -183,9 +191,9 @@ def test_every_report_reaches_a_slow_driver_in_order(ray_session, tmp_path, fail
     from ray import tune
     from ray.train import RunConfig, ScalingConfig
 
+    from mmray.orchestration.ray_adapter import TrialTorchTrainer
     from mmray.orchestration.reporting import ReportForwarder, fit_reporting_to_tune, new_channel
     from mmray.orchestration.sweep import trial_resources
-    from mmray.orchestration.trial import TrialTorchTrainer
 
     def count_and_maybe_fail(config: dict) -> None:  # the Train workers' loop
         for step in range(4):

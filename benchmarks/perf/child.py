@@ -28,7 +28,7 @@ def _prepared(args: dict):
 
 
 def plain(args: dict) -> dict:
-    from mmray.local import fit_local
+    from mmray.engine.local import fit_local
 
     prepared = _prepared(args)
     started = time.perf_counter()
@@ -75,8 +75,8 @@ def ingest_ray(args: dict) -> dict:
     import ray.train
     from ray.train import ScalingConfig
 
+    from mmray.orchestration.ray_adapter import TrialTorchTrainer
     from mmray.orchestration.sweep import ensure_ray
-    from mmray.orchestration.trial import TrialTorchTrainer
     from mmray.orchestration.worker import training_stream
 
     prepared = _prepared(args)
@@ -122,7 +122,7 @@ def ingest_torch(args: dict) -> dict:
     from torch.utils.data import DataLoader, TensorDataset
 
     from mmray.data.shards import read_split
-    from mmray.training import to_batch
+    from mmray.engine.training import to_batch
 
     prepared = _prepared(args)
     arrays = read_split(prepared, "train")

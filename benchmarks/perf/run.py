@@ -267,7 +267,14 @@ def write(results: dict, out_dir: Path) -> None:
     if "search" in s:
         lines += ["", *search_table_lines(s["search"])]
     lines += ["", f"Harness wall time: {results['harness_seconds']:.0f} s. Raw numbers: RESULTS.json."]
-    (out_dir / "RESULTS.md").write_text("\n".join(lines) + "\n")
+    path = out_dir / "RESULTS.md"
+    history = path.read_text().partition(HISTORY_HEADING)[2] if path.exists() else ""
+    if history:  # the notes on earlier runs outlive each rewrite of the figures above them
+        lines += ["", HISTORY_HEADING + history.rstrip("\n")]
+    path.write_text("\n".join(lines) + "\n")
+
+
+HISTORY_HEADING = "## Notes on earlier runs"
 
 
 def search_table_lines(r: dict) -> list[str]:

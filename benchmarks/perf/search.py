@@ -83,10 +83,11 @@ def validation_curve(prepared, splits: dict, config: dict, train: dict) -> list[
     """`fit_local`'s training of one configuration (seed 0), with only its val/fused_acc evaluated per epoch."""
     import torch
 
-    from mmray.batching import tensor_batches
+    from mmray.engine.batching import tensor_batches
+    from mmray.engine.evaluation import EVAL_BATCH
+    from mmray.engine.params import TrainParams
+    from mmray.engine.training import build_method, embed_all, seed_everything, train_epoch
     from mmray.eval.probes import fit_probe, probe_accuracy
-    from mmray.model_eval import EVAL_BATCH
-    from mmray.training import TrainParams, build_method, embed_all, seed_everything, train_epoch
 
     params = TrainParams.model_validate({**train, "lr": config["lr"]})
     method_params = {k: v for k, v in config.items() if k != "lr"} | FIXED_METHOD_PARAMS

@@ -12,7 +12,7 @@ the model, the suite the others.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -55,6 +55,9 @@ class SplitExtras:
     texts: dict[str, tuple[list[str], list[str]]] = field(default_factory=dict)
     # image modality -> (original images, reconstructions), both (N, C, H, W), of the split's first rows
     images: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    # modality -> `content_ids` of its inputs, every row of the split: pair retrieval counts a repeated input
+    # once (a modality left out is taken to have no repeats)
+    contents: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass
@@ -85,12 +88,15 @@ def cross_modal_transfer(x: EvalInputs) -> dict[str, float]:
 
 
 def cross_modal_retrieval(x: EvalInputs) -> dict[str, float]:
-    """a -> b retrieval where a hit is the same label, and where it is the query's own pair (row i of b)."""
+    """a -> b retrieval where a hit is the same label, and where it is the query's own partner (each distinct
+    input counted once, see `pair_retrieval_scores`)."""
     out = {}
+    contents = x.extras.contents
     for a, b in itertools.permutations(x.modalities, 2):
         by_label = retrieval_scores(x.test[a], x.test[b], x.test_labels, x.test_labels, ks=RETRIEVAL_KS,
                                     max_queries=RETRIEVAL_QUERIES)
-        by_pair = pair_retrieval_scores(x.test[a], x.test[b], ks=RETRIEVAL_KS, max_queries=RETRIEVAL_QUERIES)
+        by_pair = pair_retrieval_scores(x.test[a], x.test[b], contents.get(a), contents.get(b), ks=RETRIEVAL_KS,
+                                        max_queries=RETRIEVAL_QUERIES)
         out.update({f"{name}_{a}_to_{b}": value for name, value in by_label.items()})
         out.update({f"pair_{name}_{a}_to_{b}": value for name, value in by_pair.items()})
     return out
@@ -150,6 +156,32 @@ METRICS: list[Callable[[EvalInputs], dict[str, float]]] = [
     missing_modality,
     generation,
 ]
+
+
+def metric_names(modalities: Sequence[str], generated_texts: Sequence[str] = (),
+                 reconstructed_images: Sequence[str] = ()) -> list[str]:
+    """Every name METRICS can report, without running a model, for a method that embeds `modalities` and their
+    fusion, generates the texts of `generated_texts` and reconstructs the images of `reconstructed_images`
+    (with more than one modality the worker also embeds each one missing). A run may still lack a name whose
+    data it lacks: clustering needs 2 <= classes < rows, the _yesno/_open subsets such references.
+    tests/test_metrics.py keeps this list equal to what METRICS emits."""
+    spaces = [*modalities, FUSED]
+    directions = list(itertools.permutations(modalities, 2))
+    retrieval = [*(f"recall@{k}" for k in RETRIEVAL_KS), "map"]
+    names = [f"{space}_acc" for space in spaces]
+    names += [f"transfer_{a}_to_{b}" for a, b in directions]
+    names += [f"{kind}{score}_{a}_to_{b}" for a, b in directions for kind in ("", "pair_") for score in retrieval]
+    names += [f"alignment_{a}_{b}" for a, b in itertools.combinations(modalities, 2)]
+    names += [f"uniformity_{space}" for space in spaces]
+    names += [f"{score}_{space}" for space in spaces for score in ("silhouette", "nmi", "ari")]
+    if len(modalities) > 1:
+        names += [f"fused_acc_without_{m}" for m in modalities]
+        names += [f"fused_acc_drop{round(100 * f)}_{m}" for m in modalities for f in DROP_FRACTIONS]
+    for m in generated_texts:
+        names += [f"bleu_{m}", *(f"{score}{subset}_{m}" for score in ("exact_match", "token_acc")
+                                 for subset in ("", "_yesno", "_open"))]
+    names += [f"ssim_{m}" for m in reconstructed_images]
+    return names
 
 
 def evaluate(train: dict[str, np.ndarray], train_labels: np.ndarray, test: dict[str, np.ndarray],

@@ -88,6 +88,10 @@ class AECluster(Method):
         z["fused"] = torch.stack([F.normalize(v, dim=-1) for v in z.values()]).mean(0)
         return z
 
+    @classmethod
+    def reconstructed_images(cls, modalities) -> tuple[str, ...]:
+        return tuple(m.name for m in modalities if m.kind == "image")
+
     def reconstruct_images(self, batch: Batch) -> dict[str, torch.Tensor]:
         return {m.name: self.decoders[m.name](self.encoders[m.name](batch[m.name]))
                 for m in self.modalities if m.kind == "image" and m.name in batch}

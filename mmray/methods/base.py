@@ -86,6 +86,19 @@ class Method(nn.Module):
         Default: None."""
         return None
 
+    # What the two hooks above fill on a benchmark with these modalities, known before a model is built, so a
+    # sweep's search metric (e.g. val/bleu_caption) is checked before it runs. Default: nothing.
+
+    @classmethod
+    def generated_texts(cls, modalities: tuple[ModalitySpec, ...]) -> tuple[str, ...]:
+        """The text modalities `generate_text` can return."""
+        return ()
+
+    @classmethod
+    def reconstructed_images(cls, modalities: tuple[ModalitySpec, ...]) -> tuple[str, ...]:
+        """The image modalities `reconstruct_images` can return."""
+        return ()
+
     def rotations(self) -> dict[str, torch.Tensor] | None:
         """Square matrices the method applies per modality (pavlov: its rotations in SO(k)), stored as a
         per-trial artifact at the final epoch. Default: None."""

@@ -181,6 +181,14 @@ class Fusion(Method):
         out["fused"] = self._fused(tokens, valid)
         return out
 
+    @classmethod
+    def generated_texts(cls, modalities) -> tuple[str, ...]:
+        return tuple(m.name for m in modalities if m.kind == "text")  # each one, while w_text > 0
+
+    @classmethod
+    def reconstructed_images(cls, modalities) -> tuple[str, ...]:
+        return tuple(m.name for m in modalities if m.kind == "image")  # each one, while w_image > 0
+
     def reconstruct_images(self, batch: Batch) -> dict[str, torch.Tensor] | None:
         """Each image modality decoded from the fused embedding of the batch."""
         names = [m.name for m in self.modalities if m.kind == "image" and m.name in self.decoders and m.name in batch]

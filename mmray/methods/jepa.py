@@ -259,6 +259,11 @@ class Jepa(Method):
         out["fused"] = torch.stack(list(out.values())).mean(0)
         return out
 
+    @classmethod
+    def generated_texts(cls, modalities) -> tuple[str, ...]:
+        """The target text: the last text modality, as in __init__ (PathVQA: the answer)."""
+        return tuple(m.name for m in modalities if m.kind == "text")[-1:]
+
     def generate_text(self, batch: Batch) -> dict[str, torch.Tensor]:
         """Evaluation hook: the target text (PathVQA: the answer), generated from the image and the prompt."""
         without_target = {k: v for k, v in batch.items() if k != self.target.name}

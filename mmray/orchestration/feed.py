@@ -20,10 +20,10 @@ from collections.abc import Iterable, Iterator
 import torch
 import torch.distributed as dist
 
-from mmray.batching import arrow_columns, index_batches
 from mmray.data.spec import ModalitySpec
+from mmray.engine.batching import arrow_columns, index_batches
+from mmray.engine.training import to_batch
 from mmray.methods.base import Batch
-from mmray.training import to_batch
 
 
 class TrainFeed:

@@ -21,7 +21,8 @@ from pathlib import Path
 import psutil
 
 from mmray.errors import MmrayError
-from mmray.orchestration.sweep import ONE_MACHINE_RAY_ENV, TRIAL_DRIVER
+from mmray.orchestration.ray_adapter import ONE_MACHINE_RAY_ENV
+from mmray.orchestration.sweep import TRIAL_DRIVER
 
 RAY = str(Path(sys.executable).with_name("ray"))
 # `ray start` 2.60 has no --memory flag: the object store is what a node bounds here.

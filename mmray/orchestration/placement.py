@@ -8,7 +8,8 @@ trials' Ray Data reads would wait forever.
 Train's own answer (PlacementGroupCleanerCallback, Ray 2.60) starts one detached actor per trial that asks the
 dashboard's State API every second whether the controller still lives: a process start on every trial's path
 to its first batch, polling beside the training, and a dashboard on every local instance (benchmarks/perf).
-Here each controller records its placement group in the GCS key-value store, and the sweep's driver, which
+Here each controller records its placement group in the GCS key-value store
+(mmray.orchestration.ray_adapter.PlacementGroupRecorder), and the sweep's driver, which
 outlives every trial, asks the GCS every few seconds and frees the groups whose controllers are dead.
 """
 
@@ -19,53 +20,27 @@ import time
 
 import ray
 from ray import tune
-from ray.experimental.internal_kv import (
-    _internal_kv_del,
-    _internal_kv_get,
-    _internal_kv_list,
-    _internal_kv_put,
-)
-from ray.train.v2._internal.execution.callback import ControllerCallback, WorkerGroupCallback
 from ray.util.placement_group import PlacementGroup, placement_group_table, remove_placement_group
 
+from mmray.orchestration.ray_adapter import PLACEMENT_KV_NAMESPACE, actor_state, kv_delete, kv_get, kv_keys
+
 logger = logging.getLogger(__name__)
-
-# One entry per Train controller that started a worker group: controller actor id (hex) -> placement group id.
-KV_NAMESPACE = "mmray_train_placement_groups"
-
-
-class PlacementGroupRecorder(ControllerCallback, WorkerGroupCallback):
-    """Train callback (it runs in the controller): records the worker group's placement group under the id of
-    the actor the controller runs in (a trial's), again whenever Train restarts the group after a worker
-    failure."""
-
-    def __init__(self):
-        self._controller_id: str | None = None
-
-    def after_controller_start(self, train_run_context) -> None:
-        self._controller_id = ray.get_runtime_context().get_actor_id()
-
-    def after_worker_group_start(self, worker_group) -> None:
-        group = worker_group.get_worker_group_state().placement_group_handle.placement_group
-        _internal_kv_put(self._controller_id, group.id.hex(), overwrite=True, namespace=KV_NAMESPACE)
 
 
 def free_orphaned_placement_groups() -> int:
     """Remove the recorded placement groups whose controllers are dead and forget them. Returns how many it
     removed: a controller that shut down normally has removed its own group, which is only forgotten."""
     freed = 0
-    for key in _internal_kv_list("", namespace=KV_NAMESPACE):
-        # the GCS's own actor table: no dashboard needed (the State API is served by the dashboard)
-        controller = ray._private.state.actors(actor_id=key.decode())
-        if controller and controller["State"] != "DEAD":  # {}: the GCS has dropped an actor long dead
+    for key in kv_keys(PLACEMENT_KV_NAMESPACE):
+        if actor_state(key.decode()) not in ("DEAD", None):  # None: the GCS has dropped an actor long dead
             continue
-        recorded = _internal_kv_get(key, namespace=KV_NAMESPACE)
+        recorded = kv_get(key, PLACEMENT_KV_NAMESPACE)
         if recorded is not None:
             group = PlacementGroup(ray.PlacementGroupID.from_hex(recorded.decode()))
             if placement_group_table(group).get("state", "REMOVED") != "REMOVED":
                 remove_placement_group(group)
                 freed += 1
-        _internal_kv_del(key, namespace=KV_NAMESPACE)
+        kv_delete(key, PLACEMENT_KV_NAMESPACE)
     return freed
 
 

@@ -16,13 +16,16 @@ import pandas as pd
 from ray.tune import Callback
 
 from mmray import storage
+from mmray.config import TrialConfig
 from mmray.results import schema
+from mmray.results.best import best_epoch
 from mmray.results.io import write_table
 from mmray.storage import Location
 
-CONFIG_SCOPES = {"benchmark_params": "benchmark", "method_params": "method", "train": "train"}
 RUNNING_DIR = "running"
-TIMING_COLUMNS = (schema.EPOCH_SECONDS, schema.EPOCH_TRAIN_SECONDS, schema.FIRST_BATCH_SECONDS)
+# What a worker reports with each epoch beside its metrics.
+WORKER_COLUMNS = (schema.EPOCH_SECONDS, schema.EPOCH_TRAIN_SECONDS, schema.FIRST_BATCH_SECONDS,
+                  schema.RESUMED_FROM_EPOCH)
 
 
 def _metrics(result: dict) -> dict:
@@ -37,6 +40,7 @@ class ResultsRecorder(Callback):
         self._segment_start: dict[str, tuple[float, float]] = {}  # trial -> (time.time(), elapsed before it)
         self._epoch_rows: dict[str, list[dict]] = {}
         self._facts: dict[str, dict[str, str]] = {}  # trial -> schema.TRIAL_FACTS it reported
+        self._configs: dict[str, TrialConfig] = {}
 
     def __getstate__(self) -> dict:
         # Tune pickles its callbacks into the experiment state; a log function need not survive that (and
@@ -58,11 +62,15 @@ class ResultsRecorder(Callback):
             self._epoch_rows[trial_id] = rows
         return self._epoch_rows[trial_id]
 
+    def _config(self, trial) -> TrialConfig:
+        if trial.trial_id not in self._configs:
+            self._configs[trial.trial_id] = TrialConfig.model_validate(trial.config)
+        return self._configs[trial.trial_id]
+
     def _identity(self, trial) -> dict:
-        config = trial.config
-        return {schema.SWEEP: self.sweep, schema.RUN: config["run"], schema.TRIAL_ID: trial.trial_id,
-                schema.BENCHMARK: config["benchmark"], schema.METHOD: config["method"],
-                schema.SEED: config["seed"]}
+        config = self._config(trial)
+        return {schema.SWEEP: self.sweep, schema.RUN: config.run, schema.TRIAL_ID: trial.trial_id,
+                schema.BENCHMARK: config.benchmark, schema.METHOD: config.method, schema.SEED: config.seed}
 
     def on_trial_start(self, iteration, trials, trial, **info):
         rows = self._rows(trial.trial_id)
@@ -75,7 +83,7 @@ class ResultsRecorder(Callback):
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         row = {**self._identity(trial), schema.EPOCH: int(result["epoch"]),
-               **{column: float(result.get(column, math.nan)) for column in TIMING_COLUMNS},
+               **{column: float(result.get(column, math.nan)) for column in WORKER_COLUMNS},
                schema.ELAPSED_SECONDS: self._elapsed(trial.trial_id), **_metrics(result)}
         self._facts.setdefault(trial.trial_id, {}).update(
             {key: result[key] for key in schema.TRIAL_FACTS if key in result})
@@ -94,7 +102,8 @@ class ResultsRecorder(Callback):
     def _finish(self, trial, error: str | None) -> None:
         trial_id = trial.trial_id
         rows = sorted(self._rows(trial_id), key=lambda r: r[schema.EPOCH])
-        planned = int(trial.config["train"].get("epochs", 0))
+        config = self._config(trial)
+        planned = config.train.epochs
         status = (schema.STATUS_FAILED if error else
                   schema.STATUS_COMPLETED if rows and rows[-1][schema.EPOCH] >= planned else schema.STATUS_STOPPED)
         row = {**self._identity(trial), schema.STATUS: status, schema.ERROR: error,
@@ -102,15 +111,12 @@ class ResultsRecorder(Callback):
                schema.WALL_SECONDS: self._elapsed(trial_id),
                **{key: self._facts.get(trial_id, {}).get(key) for key in schema.TRIAL_FACTS},
                schema.FINISHED_AT: pd.Timestamp.now(tz="UTC")}
-        for key, scope in CONFIG_SCOPES.items():
-            for name, value in trial.config.get(key, {}).items():
-                row[schema.config_column(scope, name)] = value
+        row.update(config.config_columns())
         if rows:
             row.update({schema.FINAL_PREFIX + k: v for k, v in _metrics(rows[-1]).items()})
-            scored = [r for r in rows if self.metric in r and not pd.isna(r[self.metric])]
-            if scored:
-                pick = max if self.mode == "max" else min
-                best = pick(scored, key=lambda r: r[self.metric])
+            best = best_epoch(pd.DataFrame(rows), self.metric, self.mode)
+            if best is not None:
+                best = best.dropna().to_dict()  # a metric missing from that epoch stays missing
                 row.update({schema.BEST_PREFIX + k: v for k, v in _metrics(best).items()})
                 row[schema.BEST_EPOCH] = best[schema.EPOCH]
         self._merge(schema.TRIALS_FILE, trial_id, [row])
@@ -120,6 +126,7 @@ class ResultsRecorder(Callback):
         if not storage.listdir(running_dir):
             storage.delete(running_dir)  # nothing left running: leave no empty folder behind
         self._epoch_rows.pop(trial_id, None)
+        self._configs.pop(trial_id, None)
         self.log(_progress_line(row, self.metric))
 
     def _merge(self, file: str, trial_id: str, rows: list[dict]) -> None:

@@ -19,8 +19,9 @@ import threading
 import uuid
 
 from ray import tune
-from ray.experimental.internal_kv import _internal_kv_del, _internal_kv_get, _internal_kv_put
 from ray.train.v2.api.callback import UserCallback
+
+from mmray.orchestration.ray_adapter import kv_delete, kv_get, kv_put
 
 KV_NAMESPACE = "mmray_train_reports"
 POLL_SECONDS = 0.1  # a report reaches Tune at most this late; one GCS lookup per poll
@@ -42,7 +43,7 @@ class ReportForwarder(UserCallback):
         self._sent = 0
 
     def after_report(self, run_context, metrics: list[dict], checkpoint) -> None:
-        _internal_kv_put(_key(self.channel, self._sent), pickle.dumps(metrics[0]), namespace=KV_NAMESPACE)
+        kv_put(_key(self.channel, self._sent), pickle.dumps(metrics[0]), KV_NAMESPACE)
         self._sent += 1
 
 
@@ -66,9 +67,9 @@ def fit_reporting_to_tune(trainer, channel: str) -> None:
         while True:
             ended = not fitting.is_alive()  # read before looking: every report of an ended fit is stored
             key = _key(channel, received)
-            stored = _internal_kv_get(key, namespace=KV_NAMESPACE)
+            stored = kv_get(key, KV_NAMESPACE)
             if stored is not None:
-                _internal_kv_del(key, namespace=KV_NAMESPACE)
+                kv_delete(key, KV_NAMESPACE)
                 tune.report(pickle.loads(stored))
                 received += 1
             elif ended:
@@ -78,6 +79,6 @@ def fit_reporting_to_tune(trainer, channel: str) -> None:
     finally:
         # A trial Tune stops (ASHA) leaves through `tune.report` while its run goes on: drop what it stored.
         # Only a report stored in the moments before the controller dies with this actor can stay behind.
-        _internal_kv_del(f"{channel}/", del_by_prefix=True, namespace=KV_NAMESPACE)
+        kv_delete(f"{channel}/", KV_NAMESPACE, prefix=True)
     if failure:
         raise failure[0]

@@ -15,15 +15,22 @@ from ray.tune.search import BasicVariantGenerator
 from ray.tune.search.optuna import OptunaSearch
 
 from mmray import storage
-from mmray.config import SweepSpec
+from mmray.config import BenchmarkEntry, SearchKey, SweepSpec, TrialConfig
 from mmray.data import prepare
 from mmray.data.sources import cache_root
-from mmray.errors import MmrayError
+from mmray.errors import MmrayError, SpecError
 from mmray.orchestration import tracking
 from mmray.orchestration.placement import PlacementGroupReaper
+from mmray.orchestration.ray_adapter import (
+    ONE_MACHINE_RAY_ENV,
+    process_environment,
+    start_shared_actors,
+    sweep_env,
+)
 from mmray.orchestration.recorder import ResultsRecorder
 from mmray.orchestration.trial import run_trial
 from mmray.results import schema
+from mmray.results.best import top_configs
 from mmray.storage import Location
 
 # Custom resource that trial drivers hold instead of a CPU (a driver holding a CPU starves Ray Data's reads).
@@ -33,20 +40,6 @@ from mmray.storage import Location
 TRIAL_DRIVER = "trial_driver"
 
 
-# Ray settings for instances whose nodes all run on this one machine: a local instance (where a variable the
-# user has set wins) and mmray.orchestration.local_cluster.LocalCluster.
-ONE_MACHINE_RAY_ENV = {
-    # Train's preemption watcher (one actor per trial, polling for node drains) has nothing to watch on one
-    # machine; not starting it saves every trial a process start-up.
-    "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0",
-    # Nothing scrapes these Prometheus metrics: Ray's metric export and Train's per-run metric callbacks only
-    # cost CPU beside the trials (~4 s of CPU in a 60 s one-trial sweep on 2 cores, benchmarks/perf). Set
-    # either variable to 1 to have them.
-    "RAY_enable_metrics_collection": "0",
-    "RAY_TRAIN_METRICS_ENABLED": "0",
-}
-
-
 # Set to 1 to have the local instance start Ray's dashboard (on 127.0.0.1:8265).
 DASHBOARD_ENV = "MMRAY_RAY_DASHBOARD"
 
@@ -54,9 +47,7 @@ DASHBOARD_ENV = "MMRAY_RAY_DASHBOARD"
 def ensure_ray(address: str | None = None, verbose: bool = False) -> None:
     if ray.is_initialized():
         return
-    os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1" if not verbose else "0")
-    if not verbose:  # Tune's boxed tables and Optuna's per-study lines; mmray prints one line per trial instead
-        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    if not verbose:  # Optuna's per-study lines; mmray prints one line per trial instead
         optuna.logging.set_verbosity(optuna.logging.WARNING)
     quiet = {"log_to_driver": verbose, "logging_level": logging.INFO if verbose else logging.WARNING}
     address = address or os.environ.get("RAY_ADDRESS")
@@ -65,26 +56,13 @@ def ensure_ray(address: str | None = None, verbose: bool = False) -> None:
     else:
         # address="local": always a new instance, never a `ray start` cluster that happens to run on this
         # machine (plain ray.init() would join that one). No dashboard unless asked for: nothing of mmray's
-        # needs it, and its processes take memory and CPU beside the trials (benchmarks/perf).
-        for name, value in ONE_MACHINE_RAY_ENV.items():  # workers inherit this environment
-            os.environ.setdefault(name, value)
-        ray.init(address="local", num_cpus=os.cpu_count(), resources={TRIAL_DRIVER: os.cpu_count()},
-                 include_dashboard=os.environ.get(DASHBOARD_ENV) == "1", dashboard_host="127.0.0.1", **quiet)
+        # needs it, and its processes take memory and CPU beside the trials (benchmarks/perf). The instance's
+        # processes inherit the one-machine settings; this process's environment is restored.
+        with process_environment({**ONE_MACHINE_RAY_ENV, **sweep_env(verbose)}):
+            ray.init(address="local", num_cpus=os.cpu_count(), resources={TRIAL_DRIVER: os.cpu_count()},
+                     include_dashboard=os.environ.get(DASHBOARD_ENV) == "1", dashboard_host="127.0.0.1",
+                     **quiet)
     start_shared_actors()
-
-
-def start_shared_actors() -> None:
-    """Ray Data's stats actor and the autoscaling coordinator (which Train asks for a trial's workers) are
-    cluster-wide actors that Ray creates on first use: inside the first trial, each a process to start on its
-    path to the first batch (about 3 s each on 2 cores, benchmarks/perf). Asked for here (it returns at once;
-    an existing actor is reused), they start while Tune does. Ray's own helpers, as Ray names them in 2.60."""
-    from ray.data._internal.cluster_autoscaler.default_autoscaling_coordinator import (
-        get_or_create_autoscaling_coordinator,
-    )
-    from ray.data._internal.stats import get_or_create_stats_actor
-
-    get_or_create_stats_actor()
-    get_or_create_autoscaling_coordinator()
 
 
 def trial_resources(spec: SweepSpec) -> tune.PlacementGroupFactory:
@@ -101,31 +79,29 @@ def default_concurrency(spec: SweepSpec) -> int:
     return max(1, int((cpus - 1) // per_trial))
 
 
-def param_space(spec: SweepSpec, benchmark, method: str, seed: int, *, mirror, cache_dir, results_dir) -> dict:
-    space = {
-        "sweep": spec.name,
-        "run": run_name(benchmark.name, method, seed),
-        "benchmark": benchmark.name,
-        "method": method,
-        "seed": seed,
-        "benchmark_params": dict(benchmark.params),
-        "method_params": dict(spec.method_params.get(method, {})),
-        "train": dict(spec.train),
-        "resources": spec.resources.model_dump(),
-        "mirror": str(mirror) if mirror else None,
-        "cache_dir": str(cache_dir),
-        "results_dir": str(results_dir),
-        "max_worker_failures": 1,
-    }
+def param_space(spec: SweepSpec, entry: BenchmarkEntry, method: str, seed: int, *, mirror, cache_dir,
+                results_dir) -> dict:
+    """Tune's param_space of one run: a TrialConfig as a dict, with a search dimension at every searched field."""
+    space = TrialConfig.for_run(spec, entry, method, seed, run=run_name(entry.name, method, seed), mirror=mirror,
+                                cache_dir=cache_dir, results_dir=results_dir).model_dump()
     for key, dim in spec.search_space.items():
-        scope, _, field = key.partition(".")
-        if scope == "train":
-            space["train"][field] = dim.to_tune()
-        elif scope == "benchmark":
-            space["benchmark_params"][field] = dim.to_tune()
-        elif scope in ("method", method):
-            space["method_params"][field] = dim.to_tune()
+        searched = SearchKey.parse(key, spec.methods)
+        if searched.applies_to(method):
+            space[searched.trial_field][searched.field] = dim.to_tune()
     return space
+
+
+def check_batch_fits(spec: SweepSpec, benchmark: str, train_rows: int) -> None:
+    """Every batch size the sweep may train with must fit in each worker's share of the training split (workers
+    drop an epoch's last partial batch): a trial would otherwise fail with no batch to train on."""
+    searched = spec.search_space.get("train.batch_size")
+    largest = max(searched.sample_values()) if searched else spec.train_params.batch_size
+    workers = spec.resources.workers_per_trial
+    share = train_rows // workers
+    if largest > share:
+        per_worker = f", {share} per worker of {workers}" if workers > 1 else ""
+        raise SpecError(f"train.batch_size {largest} is larger than {benchmark}'s training split ({train_rows} "
+                        f"rows{per_worker}); use a batch size of at most {share}")
 
 
 def run_name(benchmark: str, method: str, seed: int) -> str:
@@ -149,16 +125,20 @@ def run_sweep(spec: SweepSpec, *, mirror=None, cache_dir=None, results_dir=None,
 
     for entry in spec.benchmarks:  # prepare once here, with progress; trials then find the cached shards
         if not any(key.startswith("benchmark.") for key in spec.search_space):
-            prepare(entry.name, entry.params, mirror=mirror, cache_dir=cache_dir, log=log)
+            prepared = prepare(entry.name, entry.params, mirror=mirror, cache_dir=cache_dir, log=log)
+            check_batch_fits(spec, entry.name, prepared.rows("train"))
 
-    # Save Tune's experiment state at least every second (default: every 10 s or more), so a trial that
-    # finished just before the driver was killed is known as finished on --resume and never re-run.
-    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
-    ensure_ray(address, verbose)
+    env = sweep_env(verbose) | (tracking.offline_env(log) if spec.wandb.enabled else {})
+    with process_environment(env):
+        ensure_ray(address, verbose)
+        _run_tune(spec, results_dir, resume, mirror, cache_dir, verbose, log)
+    return results_dir
+
+
+def _run_tune(spec: SweepSpec, results_dir: Location, resume: bool, mirror, cache_dir, verbose: bool, log) -> None:
     callbacks = [ResultsRecorder(results_dir, spec.name, spec.search.metric, spec.search.mode, log=log),
                  PlacementGroupReaper()]
     if spec.wandb.enabled:
-        tracking.ensure_mode(log)
         callbacks.append(tracking.trial_callback(spec, results_dir))
     concurrency = spec.resources.max_concurrent_trials or default_concurrency(spec)
     trainable = tune.with_resources(run_trial, trial_resources(spec))
@@ -184,7 +164,6 @@ def run_sweep(spec: SweepSpec, *, mirror=None, cache_dir=None, results_dir=None,
                 spec, trainable, repeat, results_dir, resume, log, lambda: _repeat_tuner(
                     spec, trainable, config, other_seeds, repeat, results_dir, callbacks, concurrency),
                 f"configuration #{rank} of {name} again on seeds {other_seeds}").fit()
-    return results_dir
 
 
 def _restore_or_tune(spec: SweepSpec, trainable, name: str, results_dir: Location, resume: bool, log,
@@ -199,15 +178,8 @@ def _restore_or_tune(spec: SweepSpec, trainable, name: str, results_dir: Locatio
 
 def _best_configs(results, spec: SweepSpec) -> list[dict]:
     """The trial configs of the best `repeat_top` trials (by their best epoch), best first."""
-    scored = []
-    for result in results:
-        frame = result.metrics_dataframe
-        if result.error is None and frame is not None and spec.search.metric in frame:
-            values = frame[spec.search.metric].dropna()
-            if len(values):
-                scored.append((values.max() if spec.search.mode == "max" else -values.min(), result.config))
-    scored.sort(key=lambda pair: pair[0], reverse=True)
-    return [config for _, config in scored[:spec.search.repeat_top]]
+    return top_configs(((r.metrics_dataframe if r.error is None else None, r.config) for r in results),
+                       spec.search.metric, spec.search.mode, spec.search.repeat_top)
 
 
 def _repeat_tuner(spec: SweepSpec, trainable, config: dict, seeds: list[int], name: str,

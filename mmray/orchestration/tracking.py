@@ -13,22 +13,22 @@ import tempfile
 from pathlib import Path
 
 from mmray import storage
-from mmray.config import SweepSpec
+from mmray.config import SweepSpec, TrialConfig
 from mmray.results import schema
 from mmray.storage import Location
 
-# Trial-config keys that are machine-local paths or bookkeeping, not hyperparameters.
-NOT_CONFIG = ["mirror", "cache_dir", "results_dir", "resources", "max_worker_failures", "sweep", "run"]
+# Trial-config fields that are machine-local paths or bookkeeping, not what a trial was run with.
+NOT_CONFIG = [name for name in TrialConfig.model_fields if name not in TrialConfig.DESCRIBES_THE_RUN]
 SUMMARY_FILES = (schema.TRIALS_FILE, schema.EPOCHS_FILE, schema.SPEC_FILE, "report.html")
 
 
-def ensure_mode(log=print) -> None:
-    """Go offline rather than fail or prompt when no W&B credentials are available."""
-    if "WANDB_MODE" in os.environ or "WANDB_API_KEY" in os.environ:
-        return
-    if not (Path.home() / ".netrc").exists():
-        os.environ["WANDB_MODE"] = "offline"
-        log("[mmray] W&B: no WANDB_API_KEY or login found, logging offline (sync later with `wandb sync`)")
+def offline_env(log=print) -> dict[str, str]:
+    """{"WANDB_MODE": "offline"} when no W&B credentials or mode are available (go offline rather than fail or
+    prompt), for the sweep's environment; else {}."""
+    if "WANDB_MODE" in os.environ or "WANDB_API_KEY" in os.environ or (Path.home() / ".netrc").exists():
+        return {}
+    log("[mmray] W&B: no WANDB_API_KEY or login found, logging offline (sync later with `wandb sync`)")
+    return {"WANDB_MODE": "offline"}
 
 
 def _run_files_dir(results_dir: Location) -> str:
@@ -38,21 +38,24 @@ def _run_files_dir(results_dir: Location) -> str:
 
 
 def trial_callback(spec: SweepSpec, results_dir: Location):
-    """A Tune callback that mirrors every trial into its own W&B run, grouped by the sweep's name."""
+    """A Tune callback that mirrors every trial into its own W&B run, grouped by the sweep's name. Made inside the
+    sweep's environment: its W&B mode goes to the logging actors explicitly, since a Ray instance started before
+    the sweep did not inherit it."""
     from ray.air.integrations.wandb import WandbLoggerCallback
 
     return WandbLoggerCallback(project=spec.wandb.project, entity=spec.wandb.entity, group=spec.name,
-                               excludes=NOT_CONFIG + ["nodes"], job_type="trial",
-                               dir=_run_files_dir(results_dir))
+                               excludes=NOT_CONFIG + [schema.NODES], job_type="trial",
+                               dir=_run_files_dir(results_dir), mode=os.environ.get("WANDB_MODE"))
 
 
 def publish_summary(spec: SweepSpec, results_dir: Location) -> None:
     """One run per sweep with the trials table as a W&B Table and the result files as an artifact."""
     import wandb
 
+    mode = offline_env(log=lambda *_: None).get("WANDB_MODE")  # the sweep's environment is restored by now
     run = wandb.init(project=spec.wandb.project, entity=spec.wandb.entity, group=spec.name,
                      name=f"{spec.name}-summary", job_type="summary", dir=_run_files_dir(results_dir),
-                     reinit="create_new")
+                     reinit="create_new", mode=mode)
     try:
         trials = storage.read_parquet(storage.join(results_dir, schema.TRIALS_FILE))
         run.log({"trials": wandb.Table(dataframe=trials.astype({c: str for c in trials.columns

@@ -13,6 +13,7 @@ from mmray import storage
 from mmray.report.common import ReportContext, figure_html, note
 from mmray.results import schema
 from mmray.results.artifacts import artifact_path
+from mmray.results.best import ranked
 from mmray.results.io import ARTIFACTS_DIR
 
 TSNE, ROTATIONS = schema.ARTIFACT_TSNE, schema.ARTIFACT_ROTATIONS
@@ -26,9 +27,9 @@ def _best_with(context: ReportContext, name: str) -> list[tuple[str, str, str, p
     score = schema.BEST_PREFIX + context.metric
     if score not in context.trials or not storage.is_dir(storage.join(context.results.path, ARTIFACTS_DIR)):
         return []
-    ranked = context.trials.dropna(subset=[score]).sort_values(score, ascending=context.mode == "min")
     found = []
-    for (benchmark, method), group in ranked.groupby([schema.BENCHMARK, schema.METHOD], sort=True):
+    best_first = ranked(context.trials, score, context.mode)
+    for (benchmark, method), group in best_first.groupby([schema.BENCHMARK, schema.METHOD], sort=True):
         for trial_id in group[schema.TRIAL_ID]:
             path = artifact_path(context.results.path, trial_id, name)
             if storage.exists(path):

@@ -155,6 +155,6 @@ def matching(columns: list[str], pattern: str) -> list[str]:
 
 # Metric families by name (names and directions come from mmray.results.schema; these only group them).
 RETRIEVAL = r"^(recall@\d+|map)_"  # a hit is any item with the query's label
-PAIR_RETRIEVAL = r"^pair_(recall@\d+|map)_"  # a hit is the query's own pair
+PAIR_RETRIEVAL = r"^pair_(recall@\d+|map)_"  # a hit is the query's own partner, each distinct input once
 TRANSFER = r"^transfer_"
 MISSING_MODALITY = r"_drop\d+_|_without_"

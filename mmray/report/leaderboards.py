@@ -18,29 +18,22 @@ from mmray.report.common import (
     unit_sentence,
 )
 from mmray.results import schema
-from mmray.results.summary import ALPHA, CONFIG, HEADLINE_METRICS, benchmark_ranks, format_ci
-
-
-def headline_columns(context: ReportContext) -> tuple[str, ...]:
-    wanted = ("val/fused_acc", *HEADLINE_METRICS)
-    return tuple(c for c in wanted if c != context.metric and schema.BEST_PREFIX + c in context.trials)
+from mmray.results.summary import ALPHA, benchmark_ranks, headline_columns, leaderboard_tables
 
 
 def leaderboard_section(context: ReportContext) -> str:
-    board = context.board(headline_columns(context))
-    if board.empty:
+    scored = schema.BEST_PREFIX + context.metric in context.trials
+    # the same tables the terminal prints at the end of a sweep
+    tables = leaderboard_tables(context.trials, context.metric, context.mode) if scored else {}
+    if not tables:
         return note("No trial has finished with a score yet.")
     direction = "higher" if context.mode == "max" else "lower"
     intro = (f"<p>Ranked by {html.escape(context.metric)} at each trial's best epoch ({direction} is better). "
              f"{unit_sentence(context)} <i>distinguishable</i>: Welch's t-test of the entry against the "
              f"benchmark's top entry, 'yes' at p &le; {ALPHA}, 'no' above (not shown different with these "
              "seeds), 'n/a' with fewer than two seeds on either side.</p>")
-    parts = [intro]
-    for benchmark, rows in board.groupby(schema.BENCHMARK, sort=True):
-        shown = format_ci(rows.drop(columns=[schema.BENCHMARK]))
-        shown = shown[[c for c in shown if c != CONFIG] + [CONFIG]]  # the long text last
-        parts.append(f"<h3>{html.escape(str(benchmark))}</h3>{table_html(shown)}")
-    return "\n".join(parts)
+    return "\n".join([intro, *(f"<h3>{html.escape(str(benchmark))}</h3>{table_html(table)}"
+                               for benchmark, table in tables.items())])
 
 
 def ranks_section(context: ReportContext) -> str:
@@ -59,7 +52,8 @@ def retrieval_section(context: ReportContext) -> str:
     by_pair = ci_tables(context, matching(context.test_metrics, PAIR_RETRIEVAL),
                         "No retrieval metric by pair identity.")
     return ("<p>By label: a retrieved item is a hit when it has the query's label.</p>" + by_label
-            + "<p>By pair identity: the hit is the query's own pair (the same test row).</p>" + by_pair)
+            + "<p>By pair identity, on a deduplicated gallery: each distinct input counts once, so a "
+            "recording shared by several images is one gallery item and any of its images is a hit.</p>" + by_pair)
 
 
 def transfer_section(context: ReportContext) -> str:
@@ -69,7 +63,7 @@ def transfer_section(context: ReportContext) -> str:
 def more_metrics_section(context: ReportContext) -> str:
     """Every other test metric (per-modality accuracy, clustering, geometry, generation...), whatever the
     schema holds, so a new metric shows up here without a report change."""
-    shown = set(headline_columns(context)) | {context.metric}
+    shown = set(headline_columns(context.trials, context.metric)) | {context.metric}
     family = "|".join((RETRIEVAL, PAIR_RETRIEVAL, TRANSFER, MISSING_MODALITY))
     others = [c for c in context.test_metrics if c not in shown and c not in matching([c], family)]
     return ci_tables(context, others, "No further test metric.")

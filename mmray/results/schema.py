@@ -31,6 +31,9 @@ EPOCH = "epoch"
 EPOCH_SECONDS = "epoch_seconds"
 EPOCH_TRAIN_SECONDS = "epoch_train_seconds"  # the training pass of an epoch, without evaluation
 FIRST_BATCH_SECONDS = "first_batch_seconds"  # from the trial's start to its first training batch (start-up cost)
+# epochs.parquet: the epoch the worker process that ran this epoch started after: 0 = from scratch, k = restored
+# from the checkpoint of epoch k (a worker restarted after a crash, or a sweep resumed with --resume)
+RESUMED_FROM_EPOCH = "resumed_from_epoch"
 ELAPSED_SECONDS = "elapsed_seconds"  # epochs.parquet: seconds since the trial started, when this epoch reported
 BEST_EPOCH = "best_epoch"  # the epoch whose metrics the best/ columns hold
 NODES = "nodes"  # Ray node ids the trial's Train workers ran on, comma-separated
@@ -91,10 +94,14 @@ METRICS = (
     MetricInfo(r"(?P<m>\w+)_acc", True, "linear-probe accuracy on one modality's embedding"),
     MetricInfo(r"transfer_(?P<a>\w+)_to_(?P<b>\w+)", True,
                "probe fit on modality a's training embeddings, tested on modality b's embeddings"),
+    # Pair identity on a deduplicated gallery: each distinct input is one query / one gallery item, so where an
+    # input is shared (AV-MNIST pairs each test recording with ~33 images) its copies do not outrank each other.
     MetricInfo(r"pair_recall@(?P<k>\d+)_(?P<a>\w+)_to_(?P<b>\w+)", True,
-               "share of a-queries whose own pair (same row) is among their K nearest b-items (cosine)"),
+               "share of a-queries with their own pair's b-input among their K nearest b-items (cosine), on a "
+               "deduplicated gallery: each distinct input counts once, any b-input paired with the query is a hit"),
     MetricInfo(r"pair_map_(?P<a>\w+)_to_(?P<b>\w+)", True,
-               "mean average precision of a->b retrieval of the own pair (= mean reciprocal rank)"),
+               "mean average precision of a->b retrieval of the own pair, on a deduplicated gallery as for "
+               "pair_recall (= mean reciprocal rank where each input has one partner)"),
     MetricInfo(r"recall@(?P<k>\d+)_(?P<a>\w+)_to_(?P<b>\w+)", True,
                "share of a-queries with a same-label b-item among their K nearest (cosine)"),
     MetricInfo(r"map_(?P<a>\w+)_to_(?P<b>\w+)", True, "mean average precision of a->b retrieval by label"),
@@ -134,6 +141,11 @@ def higher_is_better(column: str) -> bool:
     if info is None:
         raise KeyError(f"{column!r} is not a known metric column")
     return info.higher_is_better
+
+
+def search_mode(column: str) -> str:
+    """'max' or 'min': the `search.mode` (and leaderboard order) that the column's direction calls for."""
+    return "max" if higher_is_better(column) else "min"
 
 
 def is_metric_column(column: str) -> bool:

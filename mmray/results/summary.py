@@ -9,6 +9,7 @@ import pandas as pd
 from scipy import stats
 
 from mmray.results import schema
+from mmray.results.best import best_rows, best_trials
 
 # The test-split figures shown beside the search metric in the terminal leaderboard and the report.
 HEADLINE_METRICS = ("test/fused_acc", "test/transfer_image_to_audio", "test/recall@1_image_to_audio")
@@ -17,32 +18,6 @@ HEADLINE_METRICS = ("test/fused_acc", "test/transfer_image_to_audio", "test/reca
 def score_column(metric: str, which: str = schema.BEST_PREFIX) -> str:
     """The trials-table column holding a trial's `which` ('best/' or 'final/') value of `metric`."""
     return which + metric
-
-
-def leaderboard(trials: pd.DataFrame, metric: str, mode: str = "max",
-                columns: tuple[str, ...] = ()) -> pd.DataFrame:
-    """Best trial of each (benchmark, method), ranked within each benchmark by its best `metric`.
-
-    `columns` are extra metric names (without prefix) shown from the same trial's best epoch.
-    """
-    score = score_column(metric)
-    if score not in trials.columns:
-        raise KeyError(f"the trials table has no column {score!r}; metrics it holds: "
-                       f"{sorted(c for c in trials.columns if c.startswith(schema.BEST_PREFIX))}")
-    scored = trials.dropna(subset=[score])
-    if scored.empty:
-        return pd.DataFrame(columns=[schema.BENCHMARK, schema.METHOD, "trials", metric, *columns])
-    ascending = mode == "min"
-    best_index = scored.sort_values(score, ascending=ascending).groupby(
-        [schema.BENCHMARK, schema.METHOD], sort=False).head(1).index
-    counts = trials.groupby([schema.BENCHMARK, schema.METHOD]).size().rename("trials")
-    rows = scored.loc[best_index, [schema.BENCHMARK, schema.METHOD, schema.TRIAL_ID, score,
-                                   *(score_column(c) for c in columns if score_column(c) in scored)]]
-    rows = rows.rename(columns={score_column(c): c for c in (metric, *columns)})
-    rows = rows.join(counts, on=[schema.BENCHMARK, schema.METHOD])
-    rows = rows.sort_values([schema.BENCHMARK, metric], ascending=[True, ascending])
-    rows.insert(2, "rank", rows.groupby(schema.BENCHMARK).cumcount() + 1)
-    return rows.reset_index(drop=True)
 
 
 def format_table(frame: pd.DataFrame) -> str:
@@ -139,12 +114,11 @@ def _units(trials: pd.DataFrame, metric: str, mode: str, unit: str) -> pd.DataFr
     if score not in trials.columns:
         raise KeyError(f"the trials table has no column {score!r}; metrics it holds: "
                        f"{sorted(c for c in trials.columns if c.startswith(schema.BEST_PREFIX))}")
-    scored = trials.dropna(subset=[score])
     if unit == UNIT_CONFIG:
+        scored = trials.dropna(subset=[score])
         return scored.assign(**{CONFIG: config_labels(scored)})
     if unit == UNIT_SEARCH:
-        runs = [schema.BENCHMARK, schema.METHOD, schema.SEED]
-        best = scored.sort_values(score, ascending=mode == "min").groupby(runs, sort=False).head(1)
+        best = best_trials(trials, metric, mode, by=(schema.BENCHMARK, schema.METHOD, schema.SEED))
         return best.assign(**{CONFIG: BEST_OF_SEARCH})
     raise ValueError(f"unit must be {UNIT_CONFIG!r} or {UNIT_SEARCH!r}, not {unit!r}")
 
@@ -179,12 +153,10 @@ def leaderboard_ci(trials: pd.DataFrame, metric: str, mode: str = "max", columns
         table[name] = values.mean()
         table[ci_column(name)] = half_width(values.std(ddof=1), values.count(), confidence)
     table = table.reset_index()
-    ascending = mode == "min"
     # each method's best configuration among those run with the most seeds: a configuration with one lucky
     # seed (a sweep's last, unrepeated sample) must not beat one measured over all of them
     table = table[table[SEEDS] == table.groupby(keys)[SEEDS].transform("max")]
-    table = table.sort_values(metric, ascending=ascending, kind="stable").groupby(keys, sort=False).head(1)
-    table = table.sort_values([schema.BENCHMARK, metric], ascending=[True, ascending], kind="stable")
+    table = best_rows(table, metric, mode, by=keys).sort_values(schema.BENCHMARK, kind="stable")
     table.insert(2, "rank", table.groupby(schema.BENCHMARK).cumcount() + 1)
     samples = grouped[score_column(metric)].apply(lambda v: v.to_numpy(dtype=float))
     values = [samples[key] for key in zip(table[schema.BENCHMARK], table[schema.METHOD], table[CONFIG])]
@@ -226,6 +198,34 @@ def choose_unit(trials: pd.DataFrame) -> str:
     return UNIT_SEARCH if trials[schema.SEED].nunique() > 1 else UNIT_CONFIG
 
 
+# --- the leaderboard a sweep shows: the report's first section and the terminal at the end of `mmray sweep` ---
+
+def headline_columns(trials: pd.DataFrame, metric: str) -> tuple[str, ...]:
+    """The metrics shown beside the search metric: val/fused_acc and HEADLINE_METRICS, those the trials hold."""
+    wanted = ("val/fused_acc", *HEADLINE_METRICS)
+    return tuple(c for c in wanted if c != metric and score_column(c) in trials)
+
+
+def leaderboard_tables(trials: pd.DataFrame, metric: str, mode: str) -> dict[str, pd.DataFrame]:
+    """The sweep's leaderboard as text tables, one per benchmark (sorted by name): each method's best
+    configuration with `metric` and the headline metrics as 'mean ± half-width' over seeds (the unit from
+    `choose_unit`), rank, Welch's test against the top entry, and the configuration last (the long text)."""
+    board = leaderboard_ci(trials, metric, mode, headline_columns(trials, metric), unit=choose_unit(trials))
+    tables = {}
+    for benchmark, rows in board.groupby(schema.BENCHMARK, sort=True):
+        shown = format_ci(rows.drop(columns=[schema.BENCHMARK]))
+        tables[benchmark] = shown[[c for c in shown if c != CONFIG] + [CONFIG]]
+    return tables
+
+
+def terminal_leaderboard(trials: pd.DataFrame, metric: str, mode: str) -> str:
+    """`leaderboard_tables` as plain text: each benchmark's name, then its table."""
+    tables = leaderboard_tables(trials, metric, mode)
+    if not tables:
+        return format_table(pd.DataFrame())
+    return "\n\n".join(f"{benchmark}\n{format_table(table)}" for benchmark, table in tables.items())
+
+
 def benchmark_ranks(board: pd.DataFrame) -> pd.DataFrame:
     """Methods x benchmarks: each method's rank on each benchmark (from a leaderboard), plus its mean rank
     over the benchmarks it ran on; sorted by mean rank, then by name."""
@@ -264,12 +264,9 @@ FANOVA_TREES, FANOVA_DEPTH = 16, 8
 def search_space_columns(space: dict) -> dict[str, dict]:
     """A spec's search_space ({'method.latent_dim': {'choice': [...]}, ...}, as in sweep.yaml) keyed by the
     trials-table config column each key fills (method.<p> and <method>.<p> both land in config/method/<p>)."""
-    out = {}
-    for key, dim in space.items():
-        scope, _, name = key.partition(".")
-        out[schema.config_column(scope if scope in ("train", "benchmark") else "method", name)] = {
-            k: v for k, v in dim.items() if v is not None}
-    return out
+    from mmray.config import SearchKey
+
+    return {SearchKey.parse(key).column: {k: v for k, v in dim.items() if v is not None} for key, dim in space.items()}
 
 
 def _distribution(values: pd.Series, dim: dict | None):

@@ -106,13 +106,18 @@ def load_mnist(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
-def fsdd_recordings(folder: Path) -> list[tuple[Path, int, str, int]]:
-    """(path, digit, speaker, index) for every recording, sorted by name."""
+def fsdd_recordings(folder: Path, raw) -> list[tuple[Path, int, str, int]]:
+    """(path, digit, speaker, index) for every recording, sorted by name.
+
+    A file named otherwise carries no digit or speaker, so it is a bad raw file: `raw.bad` stops the build
+    or, with --skip-bad, leaves it out and counts it.
+    """
     recordings = []
     for path in sorted((folder / "recordings").glob("*.wav")):
         match = FSDD_NAME.match(path.name)
         if match is None:
-            raise DataError(f"{path}: not an FSDD name like 7_george_12.wav; remove or rename it")
+            raw.bad(f"{path}: not an FSDD name like 7_george_12.wav; remove or rename it")
+            continue
         recordings.append((path, int(match[1]), match[2], int(match[3])))
     if not recordings:
         raise DataError(f"no FSDD recordings in {folder / 'recordings'}")
@@ -162,7 +167,7 @@ class AVMNIST(Benchmark):
         rng = np.random.default_rng(p.seed)
         mnist = raw.folder("mnist", fetch_mnist, "test.npz")
         fsdd = raw.folder("fsdd", fetch_fsdd, "recordings")
-        recordings = fsdd_recordings(fsdd)
+        recordings = fsdd_recordings(fsdd, raw)
         if p.speaker_holdout is not None and p.speaker_holdout not in {r[2] for r in recordings}:
             raise DataError(f"{fsdd / 'recordings'} has no recording of speaker {p.speaker_holdout!r} "
                             f"(speaker_holdout); it has {', '.join(sorted({r[2] for r in recordings}))}")

@@ -12,8 +12,8 @@ import torch
 
 from mmray.data.shards import decode_column
 from mmray.data.spec import ModalitySpec, SplitArrays
+from mmray.engine.training import to_batch
 from mmray.methods.base import Batch
-from mmray.training import to_batch
 
 Columns = Mapping[str, torch.Tensor]  # "label" plus one (N, ...) tensor per modality
 

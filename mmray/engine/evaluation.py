@@ -1,7 +1,7 @@
 """Score a model on fixed evaluation batches with the eval suite, and make its per-trial pictures.
 
-Shared by the Ray worker (mmray.orchestration.worker) and the in-process trainer (mmray.local), so a trial and
-a plain loop do exactly the same evaluation work. Plain PyTorch + numpy; no Ray.
+Run by the epoch loop (mmray.engine.loop) that Ray workers and `fit_local` share, so a trial and a plain loop do
+exactly the same evaluation work. Plain PyTorch + numpy; no Ray.
 """
 
 from __future__ import annotations
@@ -12,15 +12,17 @@ import numpy as np
 import pandas as pd
 import torch
 
-from mmray.batching import tensor_batches
 from mmray.data.shards import PreparedData, read_split
+from mmray.engine.batching import tensor_batches
+from mmray.engine.params import TrainParams
+from mmray.engine.training import embed_all, embed_missing
 from mmray.eval import SplitExtras, evaluate_splits
+from mmray.eval.retrieval import content_ids
 from mmray.eval.suite import GENERATION_EXAMPLES, ROBUSTNESS_EXAMPLES
 from mmray.eval.tsne import tsne_table
 from mmray.methods.base import Batch, Method
 from mmray.results import schema
 from mmray.results.artifacts import generation_table, reconstruction_table, rotation_table
-from mmray.training import TrainParams, embed_all, embed_missing
 
 EVAL_SPLITS = ("val", "test")
 EVAL_BATCH = 512
@@ -66,23 +68,35 @@ def generations(module: Method, batches: Sequence[Batch], tokenizer: Tokenizers)
     return texts, {name: (np.concatenate(o), np.concatenate(r)) for name, (o, r) in images.items()}
 
 
-def split_extras(module: Method, batches: Sequence[Batch], names: tuple[str, ...],
-                 tokenizer: Tokenizers) -> SplitExtras:
+def input_contents(eval_sets: dict[str, Sequence[Batch]], names: tuple[str, ...]) -> dict[str, dict]:
+    """{split: {modality: content ids of its rows}} of the val and test sets, for pair retrieval to count a
+    repeated input once (AV-MNIST pairs each recording with ~33 images). Fixed per trial: computed once."""
+    if len(names) < 2:
+        return {}
+    return {split: {m: content_ids(batch[m].cpu().numpy() for batch in eval_sets[split]) for m in names}
+            for split in EVAL_SPLITS}
+
+
+def split_extras(module: Method, batches: Sequence[Batch], names: tuple[str, ...], tokenizer: Tokenizers,
+                 contents: dict | None = None) -> SplitExtras:
     """Embeddings with each modality missing and the optional hooks' outputs, on the split's first rows."""
     without = (embed_missing(module, first_rows(batches, ROBUSTNESS_EXAMPLES), names, ROBUSTNESS_EXAMPLES)
                if len(names) > 1 else {})
-    return SplitExtras(without, *generations(module, first_rows(batches, GENERATION_EXAMPLES), tokenizer))
+    return SplitExtras(without, *generations(module, first_rows(batches, GENERATION_EXAMPLES), tokenizer),
+                       contents=contents or {})
 
 
 class Evaluation:
     """One epoch's evaluation: every metric as '<split>/<name>', and what the pictures are made from."""
 
     def __init__(self, module: Method, eval_sets: dict[str, Sequence[Batch]], names: tuple[str, ...],
-                 tokenizer: Tokenizers):
-        """`eval_sets` holds the batches of 'probe' (probe-fitting rows of train), 'val' and 'test'."""
+                 tokenizer: Tokenizers, contents: dict[str, dict] | None = None):
+        """`eval_sets` holds the batches of 'probe' (probe-fitting rows of train), 'val' and 'test';
+        `contents` what `input_contents` gives for them (None: every input counted as distinct)."""
         self.module = module
         self.embedded = {split: embed_all(module, eval_sets[split]) for split in EVAL_SPLITS}
-        self.extras = {split: split_extras(module, eval_sets[split], names, tokenizer) for split in EVAL_SPLITS}
+        self.extras = {split: split_extras(module, eval_sets[split], names, tokenizer, (contents or {}).get(split))
+                       for split in EVAL_SPLITS}
         self.metrics = evaluate_splits(*embed_all(module, eval_sets["probe"]), self.embedded, names, self.extras)
 
     def artifact_tables(self) -> dict[str, pd.DataFrame]:

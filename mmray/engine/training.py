@@ -1,4 +1,4 @@
-"""Plain PyTorch training pieces shared by the Ray worker loop, tests and the no-Ray baseline."""
+"""Plain PyTorch training steps: build a method, shape a batch, train one pass, embed. No Ray."""
 
 from __future__ import annotations
 
@@ -8,28 +8,10 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 
 from mmray.data.spec import ModalitySpec
 from mmray.methods import METHODS
 from mmray.methods.base import Batch, Method
-
-
-class TrainParams(BaseModel):
-    """Optimisation knobs of one trial; a sweep may search any of them as `train.<field>`."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    epochs: int = Field(10, ge=1)
-    batch_size: int = Field(128, ge=2)
-    lr: float = Field(1e-3, gt=0)
-    weight_decay: float = Field(1e-4, ge=0)
-    grad_clip: float | None = 5.0
-    shuffle_buffer: int = Field(4096, ge=0, description="rows shuffled together while a worker streams its shard "
-                                "(first epoch; every epoch if not kept); blocks come in random order; 0 = no more")
-    worker_cache_mib: int = Field(2048, ge=0, description="a worker keeps its shard of the training split in memory "
-                                  "when it is at most this big, so later epochs need no reading; 0 = stream always")
-    probe_examples: int = Field(10000, ge=100, description="training pairs embedded to fit the linear probes")
-    eval_examples: int | None = Field(None, description="cap on val/test pairs evaluated; None = all")
 
 
 def seed_everything(seed: int) -> None:

@@ -1,0 +1,50 @@
+"""Train one configuration in this process, without Ray: the same model, optimiser, batches, loop and evaluation
+as a trial, over in-memory tensors. For benchmark baselines, notebooks and debugging a method.
+
+    from mmray.engine.local import fit_local
+    history = fit_local("pavlov", prepared, train={"epochs": 2})
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+
+import torch
+
+from mmray.data.shards import PreparedData, read_split
+from mmray.engine.batching import tensor_batches
+from mmray.engine.loop import EpochLoop
+from mmray.engine.params import TrainParams
+from mmray.engine.training import build_method, seed_everything
+from mmray.methods.base import Method
+from mmray.results.artifacts import write_artifacts
+
+
+def fit_local(method: str | Method, prepared: PreparedData, *, method_params: Mapping | None = None,
+              train: Mapping | TrainParams | None = None, seed: int = 0, torch_threads: int | None = None,
+              artifacts_dir: str | os.PathLike | None = None,
+              on_epoch: Callable[[dict], None] | None = None) -> list[dict]:
+    """Train and evaluate like one trial; returns one metrics dict per epoch (also passed to `on_epoch`).
+
+    With `artifacts_dir`, the final epoch's pictures (t-SNE maps, ...) are written there, as a trial writes its own.
+    """
+    params = train if isinstance(train, TrainParams) else TrainParams.model_validate(dict(train or {}))
+    if torch_threads:
+        torch.set_num_threads(torch_threads)
+    seed_everything(seed)
+    modalities = prepared.modalities
+    train_split = read_split(prepared, "train")
+    model = method if isinstance(method, Method) else build_method(method, modalities, prepared.num_classes,
+                                                                   method_params)
+    loop = EpochLoop(model, params, prepared)
+    generator = torch.Generator().manual_seed(seed)
+    history, last = [], None
+    for last in loop.run(lambda epoch: tensor_batches(train_split, params.batch_size, modalities, shuffle=True,
+                                                      drop_last=True, generator=generator)):
+        history.append(last.metrics)
+        if on_epoch is not None:
+            on_epoch(last.metrics)
+    if artifacts_dir is not None and last is not None:
+        write_artifacts(artifacts_dir, "local", last.evaluation.artifact_tables())
+    return history

@@ -1,0 +1,73 @@
+"""The one epoch loop. A Ray worker (mmray.orchestration.worker) and `fit_local` (mmray.engine.local) both
+drive it and differ only in where batches come from and what they do with each finished epoch (report and
+checkpoint it, or keep it in a list)."""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+import torch
+
+from mmray.data.shards import PreparedData
+from mmray.data.text import load_tokenizer
+from mmray.engine.evaluation import Evaluation, input_contents, load_eval_sets
+from mmray.engine.params import TrainParams
+from mmray.engine.training import train_epoch
+from mmray.methods.base import Batch, Method
+
+
+@dataclass(frozen=True)
+class FinishedEpoch:
+    number: int  # 1-based
+    metrics: dict  # train/<term>, <split>/<metric>, epoch, epoch_seconds, epoch_train_seconds
+    evaluation: Evaluation | None  # None where this process does not evaluate (ranks other than 0)
+
+
+class EpochLoop:
+    """A method, its optimiser and the fixed evaluation sets; `run` trains the epochs not yet done.
+
+    `train_model` is what the training pass calls: the method itself, or a DistributedDataParallel wrapper of
+    it in a multi-worker trial (its hooks must see the pass). Evaluation and checkpoints use the method."""
+
+    def __init__(self, module: Method, params: TrainParams, prepared: PreparedData, *, evaluate: bool = True,
+                 train_model: torch.nn.Module | None = None):
+        self.module, self.params = module, params
+        self.train_model = train_model if train_model is not None else module
+        self.optimizer = torch.optim.AdamW(module.param_groups(params.lr), lr=params.lr,
+                                           weight_decay=params.weight_decay)
+        # Small and fixed, read once and scored every epoch (a Ray Data pipeline would cost seconds each).
+        self.eval_sets = load_eval_sets(prepared, params) if evaluate else None
+        self.names = tuple(m.name for m in module.modalities)
+        self.contents = input_contents(self.eval_sets, self.names) if evaluate else None
+        self.tokenizer = functools.cache(lambda modality: load_tokenizer(prepared, modality))  # decoding only
+        self.epochs_done = 0
+
+    def state_dict(self) -> dict:
+        return {"model": self.module.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "epoch": self.epochs_done}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.module.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.epochs_done = int(state["epoch"])
+
+    def run(self, batches: Callable[[int], Iterable[Batch]]) -> Iterator[FinishedEpoch]:
+        """Train and evaluate each remaining epoch, yielding it when done. `batches(epoch)` gives that epoch's
+        training batches; it is called as the epoch starts."""
+        for epoch in range(self.epochs_done + 1, self.params.epochs + 1):
+            self.module.set_epoch(epoch)
+            started = time.perf_counter()
+            losses = train_epoch(self.train_model, batches(epoch), self.optimizer, self.params.grad_clip)
+            metrics = {f"train/{k}": v for k, v in losses.items()}
+            metrics["epoch_train_seconds"] = time.perf_counter() - started
+            evaluation = None
+            if self.eval_sets is not None:
+                evaluation = Evaluation(self.module, self.eval_sets, self.names, self.tokenizer, self.contents)
+                metrics.update(evaluation.metrics)
+            metrics["epoch"] = epoch
+            metrics["epoch_seconds"] = time.perf_counter() - started
+            self.epochs_done = epoch
+            yield FinishedEpoch(epoch, metrics, evaluation)
