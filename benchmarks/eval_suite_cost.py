@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from mmray.eval import SplitExtras, evaluate_splits
+from mmray.eval import ProbeSet, SplitExtras, evaluate_splits
 from mmray.eval.probes import l2_normalize
 from mmray.eval.retrieval import pair_retrieval_scores, retrieval_scores
 from mmray.eval.suite import ROBUSTNESS_EXAMPLES
@@ -44,7 +44,7 @@ def main() -> None:
         for m, other in (("image", "audio"), ("audio", "image"))}) for split, (embeddings, _) in
         (("val", val), ("test", test))}
     timed("suite: probe 5k + val 5k + test 5k, 64-d, 2 modalities",
-          lambda: evaluate_splits(*train, {"val": val, "test": test}, ("image", "audio"), extras))
+          lambda: evaluate_splits(ProbeSet(*train), {"val": val, "test": test}, ("image", "audio"), extras))
 
     big, labels = paired_split(rng, centres, 10_000)
     timed("retrieval by label, 10k x 10k, one direction, all queries",

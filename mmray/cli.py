@@ -16,6 +16,10 @@ EXAMPLES = """examples:
   mmray sweep sweeps/avmnist-pavlov.yaml --mirror ../shared/datasets
   mmray sweep sweeps/demo.yaml --set search.num_samples=2 --set train.epochs=2
   mmray report results/demo                         rebuild results/demo/report.html
+  mmray best results/demo                           the best trial of each benchmark x method, and its model
+  mmray export results/demo --trial best --out models/demo    the best model, as a folder of its own
+  mmray eval models/demo --split test               its full evaluation, on the data it was trained on
+  mmray embed models/avmnist --audio a.wav --image seven.png --out embeddings.parquet
   mmray data prepare avmnist --mirror ../shared/datasets
   mmray list                                        methods, benchmarks and their parameters
 """
@@ -93,7 +97,50 @@ def build_parser() -> argparse.ArgumentParser:
                                   "instead of stopping at the first")
 
     commands.add_parser("list", help="list the registered methods and benchmarks with their parameters")
+    _model_commands(commands)
     return parser
+
+
+def _model_commands(commands) -> None:
+    best = commands.add_parser(
+        "best", help="the best trial of each benchmark x method of a sweep, with its model",
+        description="For each benchmark x method of a sweep: the trial whose best epoch scores best by the "
+                    "sweep's metric, that epoch, the configuration that varied, and the folder of the model "
+                    "it kept (every trial keeps the model of its best epoch).")
+    best.add_argument("results", help="a sweep's results folder or URI")
+
+    export = commands.add_parser(
+        "export", help="copy a trial's kept model into a folder of its own",
+        description="Copy the model a trial kept at its best epoch (weights, probes, preprocessing, metrics, "
+                    "model card) to a folder or URI that loads without the results, Ray or network.")
+    export.add_argument("results", help="a sweep's results folder or URI")
+    export.add_argument("--trial", default="best", help="'best' (default; the sweep must hold one benchmark x "
+                        "method) or a trial id from `mmray best`")
+    export.add_argument("--out", required=True, help="the model folder to write, or a URI such as s3://b/p")
+
+    evaluate = commands.add_parser(
+        "eval", help="evaluate an exported model on a benchmark",
+        description="Run the full evaluation suite (the code trials run) of an exported model on a benchmark "
+                    "whose modalities, shapes and classes it fits; on its own data it reproduces the metrics "
+                    "its trial recorded.")
+    evaluate.add_argument("model", help="an exported model folder or URI")
+    evaluate.add_argument("--benchmark", help="default: the benchmark it was trained on")
+    evaluate.add_argument("--set", dest="params", action="append", default=[], metavar="KEY=VALUE",
+                          help="a benchmark parameter (repeatable), e.g. speaker_holdout=theo")
+    evaluate.add_argument("--split", default="test", choices=("val", "test"))
+    _data_options(evaluate)
+
+    embed = commands.add_parser(
+        "embed", help="embed raw files with an exported model",
+        description="Embed WAV/FLAC, PNG/JPEG files and texts through exactly the preprocessing of the model's "
+                    "benchmark; writes one row per input (row i pairs the i-th input of each modality given): "
+                    "an embedding per modality, the fused one where the method fuses, and the predicted class.")
+    embed.add_argument("model", help="an exported model folder or URI")
+    embed.add_argument("--out", required=True, help="the Parquet file to write")
+    for kind in ("audio", "image", "text"):
+        embed.add_argument(f"--{kind}", nargs="+", default=[], metavar="INPUT",
+                           help=f"{kind} inputs ({'files' if kind != 'text' else 'texts'}) for the model's "
+                                f"{kind} modality")
 
 
 def _list() -> None:
@@ -158,6 +205,39 @@ def run(args: argparse.Namespace) -> None:
         print(_summary(prepared))
     elif args.command == "list":
         _list()
+    elif args.command in ("best", "export", "eval", "embed"):
+        _model_command(args)
+
+
+def _model_command(args: argparse.Namespace) -> None:
+    if args.command == "best":
+        from mmray.models.export import best_models
+
+        table, metric, mode = best_models(args.results)
+        print(f"best trial per benchmark x method by {metric} ({'higher' if mode == 'max' else 'lower'} is "
+              f"better, at its best epoch):")
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    elif args.command == "export":
+        from mmray.models.export import export_model
+
+        print(f"exported: {export_model(args.results, args.trial, args.out)}")
+    elif args.command == "eval":
+        from mmray.models import load_model
+        from mmray.models.evaluate import evaluate_model
+
+        result = evaluate_model(load_model(args.model), args.benchmark, _key_values(args.params), args.split,
+                                mirror=args.mirror, cache_dir=args.cache)
+        print(f"{result.benchmark} ({json.dumps(result.params)}), {args.split} split:")
+        for name, value in sorted(result.metrics.items()):
+            print(f"  {name:<48} {value:.4f}")
+        worst = result.largest_difference()
+        if worst:
+            print(f"largest difference from the metrics its trial recorded: {worst[1]:.2g} ({worst[0]})")
+    else:
+        from mmray.models.embed import embed_files
+
+        out = embed_files(args.model, {"audio": args.audio, "image": args.image, "text": args.text}, args.out)
+        print(f"embeddings: {out}")
 
 
 def main(argv: list[str] | None = None) -> int:

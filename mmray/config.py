@@ -257,6 +257,9 @@ class TrialConfig(BaseModel):
     cache_dir: str
     results_dir: str
     max_worker_failures: int = Field(1, ge=0, description="worker-group restarts from the last checkpoint")
+    # The search's metric and direction: the worker keeps the model of the trial's best epoch by them.
+    metric: str
+    mode: Literal["max", "min"]
     # Set by the trial for its workers: the Tune trial id (which names its Train run and artifacts), when it
     # started, and where its prepared shard set lies.
     trial_id: str | None = None
@@ -286,7 +289,8 @@ class TrialConfig(BaseModel):
         return cls(sweep=spec.name, run=run, benchmark=entry.name, method=method, seed=seed,
                    benchmark_params=dict(entry.params), method_params=dict(spec.method_params.get(method, {})),
                    train=spec.train_params, resources=spec.resources, mirror=str(mirror) if mirror else None,
-                   cache_dir=str(cache_dir), results_dir=str(results_dir))
+                   cache_dir=str(cache_dir), results_dir=str(results_dir), metric=spec.search.metric,
+                   mode=spec.search.mode)
 
     @property
     def torch_threads(self) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import librosa
@@ -12,17 +13,26 @@ from mmray.data.sources import require_file
 from mmray.errors import DataError
 
 
-def load_wav(path: Path, sample_rate: int) -> tuple[np.ndarray, int]:
-    """Mono float32 waveform at `sample_rate` (resampled from any other rate) and the file's own rate."""
+def load_wav(path: Path, sample_rate: int,
+             note: Callable[[str], None] | None = None) -> tuple[np.ndarray, int]:
+    """Mono float32 waveform at `sample_rate` (resampled from any other rate) and the file's own rate.
+
+    Several channels are averaged to one. `note`, when given, is told each conversion applied, one line each
+    (`Benchmark.preprocess` passes it on; a whole-dataset build reports rates with `note_resampling`)."""
     require_file(path, "audio file")
     try:
         wave, rate = sf.read(path, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError) as exc:
-        raise DataError(f"audio file {path} cannot be decoded ({exc}); replace it with a valid WAV") from exc
+        raise DataError(f"audio file {path} cannot be decoded ({exc}); replace it with a valid WAV or FLAC "
+                        "file") from exc
     if len(wave) == 0:
-        raise DataError(f"audio file {path} holds no samples; replace it with a valid WAV")
+        raise DataError(f"audio file {path} holds no samples; replace it with a valid WAV or FLAC file")
+    if wave.shape[1] > 1 and note is not None:
+        note(f"audio file {path}: mixed {wave.shape[1]} channels to mono (their mean)")
     wave = wave.mean(axis=1)
     if rate != sample_rate:
+        if note is not None:
+            note(f"audio file {path}: resampled from {rate} Hz to {sample_rate} Hz (librosa, soxr_hq)")
         wave = librosa.resample(wave, orig_sr=rate, target_sr=sample_rate)
     return wave, rate
 
@@ -60,6 +70,14 @@ def log_mel(wave: np.ndarray, sample_rate: int, n_mels: int, n_fft: int, hop_len
     return np.log(mel + 1e-6).astype(np.float32)
 
 
+def wav_log_mel(path: Path, p, note: Callable[[str], None] | None = None) -> tuple[np.ndarray, int]:
+    """Log-mel (n_mels, frames) of one audio file with a benchmark's `sample_rate`, `n_mels`, `n_fft`,
+    `hop_length` and `frames`, and the file's own sample rate: the per-recording step of the benchmarks
+    built from recordings (unstandardised; `standardise` follows with the training statistics)."""
+    wave, rate = load_wav(path, p.sample_rate, note)
+    return log_mel(wave, p.sample_rate, p.n_mels, p.n_fft, p.hop_length, p.frames), rate
+
+
 def log_mel_stats(train: np.ndarray) -> dict[str, float]:
     """Mean and std of the training log-mels: what every split is standardised with, kept in the manifest."""
     return {"audio_log_mel_mean": float(train.mean()), "audio_log_mel_std": float(train.std())}
@@ -67,3 +85,13 @@ def log_mel_stats(train: np.ndarray) -> dict[str, float]:
 
 def standardise(mels: np.ndarray, stats: dict[str, float]) -> np.ndarray:
     return ((mels - stats["audio_log_mel_mean"]) / stats["audio_log_mel_std"]).astype(np.float32)
+
+
+def manifest_stats(manifest: dict) -> dict[str, float]:
+    """The training log-mel statistics a shard set was standardised with (its manifest's "normalization")."""
+    norm = manifest.get("normalization", {})
+    keys = ("audio_log_mel_mean", "audio_log_mel_std")
+    if not all(isinstance(norm.get(k), (int, float)) for k in keys):
+        raise DataError(f"the shard manifest of {manifest.get('benchmark', 'this benchmark')!r} holds no "
+                        f"log-mel statistics (normalization.{keys[0]} / {keys[1]}); prepare its shards again")
+    return {k: float(norm[k]) for k in keys}

@@ -1,19 +1,26 @@
-"""What a benchmark declares: its modalities (name, kind, shape) and its preprocessing parameters."""
+"""What a benchmark declares: its modalities (name, kind, shape), its preprocessing parameters, and how one
+raw input (a file, or a text) becomes an example exactly as its shards store it (`Benchmark.preprocess`)."""
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from mmray.errors import DataError
+
 if TYPE_CHECKING:
     from mmray.data.sources import RawData
 
 ModalityKind = Literal["image", "audio", "text"]
 SPLITS = ("train", "val", "test")
+RawSource = str | os.PathLike  # a file path (image, audio) or, for text, the text itself
+Note = Callable[[str], None]  # told each conversion applied to one raw input, one line each
 
 
 @dataclass(frozen=True)
@@ -102,3 +109,36 @@ class Benchmark(ABC):
     def build(self, params: BenchmarkParams, raw: "RawData") -> tuple[dict[str, SplitArrays], dict]:
         """Return the splits and any extra manifest facts (normalisation statistics, sources)."""
 
+    def preprocess(self, params: BenchmarkParams, modality: ModalitySpec, source: RawSource, manifest: dict,
+                   note: Note) -> np.ndarray:
+        """One raw input of `modality` through exactly the preprocessing `build` applies to the whole dataset.
+
+        `source` is a file path (str or Path) for image/audio (WAV/FLAC; PNG/JPEG), or a str for text;
+        `manifest` is the shard set's manifest (`PreparedData.manifest`): its statistics (the log-mel mean/std
+        under "normalization") and its saved tokenizers (under "tokenizers"), so the numbers come from the
+        training data, never from the new input. Returns an array of `modality.shape` in `modality.dtype`,
+        exactly as shards store it: it equals the shard row of the same example bit for bit. `note(message)`
+        is called once with each conversion applied (resampled, mixed to mono, resized, mode converted,
+        truncated), one line each. Unusable input (a missing or empty file, a folder, a file that does not
+        decode) raises DataError with one line naming the file and the fix.
+
+        Benchmarks built from raw files override it (their `build` and this share one per-example
+        function); a generated benchmark keeps this refusal.
+        """
+        raise DataError(f"benchmark {self.name!r} does not preprocess raw {modality.kind} files (its "
+                        f"{modality.name!r} examples are generated, not read from files); pass arrays of "
+                        f"shape {modality.shape} as its shards hold them instead")
+
+    def declared(self, params: BenchmarkParams, modality: ModalitySpec) -> ModalitySpec:
+        """`modality` as this benchmark declares it for `params`; a DataError if it has none such (another
+        benchmark's modality, or shapes from other parameters)."""
+        specs = {spec.name: spec for spec in self.modalities(params)}
+        spec = specs.get(modality.name)
+        if spec is None:
+            raise DataError(f"benchmark {self.name!r} has no modality {modality.name!r} (it has "
+                            f"{', '.join(specs)})")
+        if (spec.kind, spec.shape) != (modality.kind, modality.shape):
+            raise DataError(f"benchmark {self.name!r} with these parameters makes {modality.name!r} "
+                            f"{spec.kind} {spec.shape}, not {modality.kind} {modality.shape}; pass the "
+                            "parameters the shards were prepared with")
+        return spec

@@ -70,6 +70,10 @@ class Tokenizer(ABC):
         """(N, max_length) int64 ids, truncated and padded with `pad_id`."""
 
     @abstractmethod
+    def length(self, text: str) -> int:
+        """Ids `text` takes untruncated, special tokens included (over max_length, `encode` truncates)."""
+
+    @abstractmethod
     def _decode_rows(self, rows: np.ndarray) -> list[str]: ...
 
     @abstractmethod
@@ -111,6 +115,9 @@ class VocabTokenizer(Tokenizer):
             ids = [self._ids.get(word, UNK_ID) for word in _WORD.findall(text.lower())][:max_length - 2]
             out[row, :len(ids) + 2] = [BOS_ID, *ids, EOS_ID]
         return out
+
+    def length(self, text: str) -> int:
+        return len(_WORD.findall(text.lower())) + 2  # <bos> words <eos>
 
     def _decode_rows(self, rows: np.ndarray) -> list[str]:
         texts = []
@@ -173,6 +180,9 @@ class HFTokenizer(Tokenizer):
         ids = self._tokenizer(list(texts), max_length=max_length, truncation=True, padding="max_length")
         return np.asarray(ids["input_ids"], dtype=np.int64)
 
+    def length(self, text: str) -> int:
+        return len(self._tokenizer(text)["input_ids"])
+
     def _decode_rows(self, rows: np.ndarray) -> list[str]:
         texts = self._tokenizer.batch_decode(rows.tolist(), skip_special_tokens=True)
         return [text.strip() for text in texts]
@@ -201,6 +211,16 @@ def tokenize_splits(texts: dict[str, Sequence[str]], params: TextParams,
         tokenizer = HFTokenizer(params.tokenizer)
     length = max_length or params.max_length
     return {split: tokenizer.encode(values, length) for split, values in texts.items()}, tokenizer
+
+
+def encode_text(tokenizer: Tokenizer, text: str, max_length: int, note, what: str = "text") -> np.ndarray:
+    """(max_length,) ids of one text, as `encode` makes every split's; `note` is told when it is truncated."""
+    needed = tokenizer.length(text)
+    if needed > max_length:
+        shown = text if len(text) <= 40 else text[:37] + "..."
+        note(f"{what} {shown!r}: truncated {needed - max_length} tokens to max_length={max_length} "
+             f"({needed} with special tokens, {tokenizer.name} tokenizer)")
+    return tokenizer.encode([text], max_length)[0]
 
 
 def tokenizer_from_state(state: dict) -> Tokenizer:

@@ -16,7 +16,7 @@ from mmray.data.shards import PreparedData, read_split
 from mmray.engine.batching import tensor_batches
 from mmray.engine.params import TrainParams
 from mmray.engine.training import embed_all, embed_missing
-from mmray.eval import SplitExtras, evaluate_splits
+from mmray.eval import ProbeSet, SplitExtras, evaluate_splits
 from mmray.eval.retrieval import content_ids
 from mmray.eval.suite import GENERATION_EXAMPLES, ROBUSTNESS_EXAMPLES
 from mmray.eval.tsne import tsne_table
@@ -97,7 +97,8 @@ class Evaluation:
         self.embedded = {split: embed_all(module, eval_sets[split]) for split in EVAL_SPLITS}
         self.extras = {split: split_extras(module, eval_sets[split], names, tokenizer, (contents or {}).get(split))
                        for split in EVAL_SPLITS}
-        self.metrics = evaluate_splits(*embed_all(module, eval_sets["probe"]), self.embedded, names, self.extras)
+        self.probes = ProbeSet(*embed_all(module, eval_sets["probe"]))  # kept: an exported model predicts with them
+        self.metrics = evaluate_splits(self.probes, self.embedded, names, self.extras)
 
     def artifact_tables(self) -> dict[str, pd.DataFrame]:
         """The trial's pictures as data, from the test split (written by the caller, see mmray.results.artifacts)."""

@@ -21,9 +21,11 @@ def seed_everything(seed: int) -> None:
 
 
 def build_method(name: str, modalities: tuple[ModalitySpec, ...], num_classes: int,
-                 params: Mapping | None = None) -> Method:
+                 params: Mapping | None = None, architecture: dict | None = None) -> Method:
+    """A method's model; with `architecture` (what `Method.architecture()` returned), exactly that shape."""
     cls = METHODS.get(name)
-    return cls(modalities, num_classes, cls.Params.model_validate(dict(params or {})))
+    extra = {"architecture": architecture} if architecture else {}
+    return cls(modalities, num_classes, cls.Params.model_validate(dict(params or {})), **extra)
 
 
 def to_batch(columns: Mapping[str, torch.Tensor], modalities: tuple[ModalitySpec, ...]) -> Batch:

@@ -33,3 +33,19 @@ def probe_correct(probe: Pipeline, features: np.ndarray, labels: np.ndarray) -> 
 
 def probe_accuracy(probe: Pipeline, features: np.ndarray, labels: np.ndarray) -> float:
     return float(probe_correct(probe, features, labels).mean())
+
+
+def probe_arrays(probe: Pipeline) -> dict[str, np.ndarray]:
+    """A fitted probe as plain arrays (what an exported model keeps): the scaler's mean and scale, the logistic
+    regression's coefficients, intercepts and classes."""
+    scaler, regression = probe.steps[0][1], probe.steps[-1][1]
+    return {"mean": scaler.mean_, "scale": scaler.scale_, "coef": regression.coef_,
+            "intercept": regression.intercept_, "classes": regression.classes_}
+
+
+def predict_from_arrays(arrays: dict[str, np.ndarray], features: np.ndarray) -> np.ndarray:
+    """The class `probe_arrays`' probe predicts for each row of `features`, without scikit-learn."""
+    scores = ((l2_normalize(features) - arrays["mean"]) / arrays["scale"]) @ arrays["coef"].T + arrays["intercept"]
+    if scores.shape[1] == 1:  # two classes: one score, positive for the second class
+        return arrays["classes"][(scores[:, 0] > 0).astype(int)]
+    return arrays["classes"][scores.argmax(axis=1)]

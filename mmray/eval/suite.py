@@ -44,6 +44,10 @@ class ProbeSet:
             self._fitted[key] = fit_probe(self.train[key], self.train_labels)
         return self._fitted[key]
 
+    def fitted(self) -> dict[str, object]:
+        """Every probe fit so far (the metrics fit one per embedding space), by space."""
+        return dict(self._fitted)
+
 
 @dataclass
 class SplitExtras:
@@ -188,17 +192,16 @@ def evaluate(train: dict[str, np.ndarray], train_labels: np.ndarray, test: dict[
              test_labels: np.ndarray, modalities: tuple[str, ...], extras: SplitExtras | None = None
              ) -> dict[str, float]:
     """Every metric of one evaluated split, with probes fit on `train`."""
-    return evaluate_splits(train, train_labels, {"": (test, test_labels)}, modalities,
+    return evaluate_splits(ProbeSet(train, train_labels), {"": (test, test_labels)}, modalities,
                            {"": extras} if extras is not None else None)
 
 
-def evaluate_splits(train: dict[str, np.ndarray], train_labels: np.ndarray,
-                    splits: Mapping[str, tuple[dict[str, np.ndarray], np.ndarray]],
+def evaluate_splits(probes: ProbeSet, splits: Mapping[str, tuple[dict[str, np.ndarray], np.ndarray]],
                     modalities: tuple[str, ...], extras: Mapping[str, SplitExtras] | None = None
                     ) -> dict[str, float]:
     """Every metric of several splits ({'val': (embeddings, labels), ...}) as '<split>/<metric>', the probes
-    fit once and shared by all splits; `extras` optionally holds each split's SplitExtras."""
-    probes = ProbeSet(train, train_labels)
+    (fit on training embeddings) fit once and shared by all splits; `extras` optionally holds each split's
+    SplitExtras."""
     results: dict[str, float] = {}
     for split, (embeddings, labels) in splits.items():
         split_extras = (extras or {}).get(split) or SplitExtras()

@@ -62,6 +62,13 @@ class Method(nn.Module):
         raise NotImplementedError
 
     # Optional hooks; the defaults suit a method without a schedule or pretrained parts.
+    def architecture(self) -> dict:
+        """What decides the shapes of this model's weights beyond its params and the modalities (jepa: the
+        configurations of the pretrained parts the local cache held when it was built). An exported model keeps
+        it, and the method's constructor, given it as `architecture=`, rebuilds exactly those shapes without
+        looking at any cache. Default: nothing."""
+        return {}
+
     def set_epoch(self, epoch: int) -> None:
         """Called with the 1-based epoch before each training epoch (warm-up schedules); default: nothing."""
 

@@ -24,6 +24,7 @@ them standardised with the ImageNet statistics it was trained with.
 from __future__ import annotations
 
 import copy
+import json
 import logging
 
 import torch
@@ -116,16 +117,24 @@ class Jepa(Method):
             return "needs one tokenizer for all text modalities (their pad ids differ)"
         return None
 
-    def __init__(self, modalities, num_classes: int, params: JepaParams):
+    def __init__(self, modalities, num_classes: int, params: JepaParams, architecture: dict | None = None):
         super().__init__(modalities, num_classes, params)
         p = params
         self.image = next(m for m in modalities if m.kind == "image")
         texts = [m for m in modalities if m.kind == "text"]
         self.prompt, self.target = texts[0], texts[-1]
         self.pad_id = self.target.pad_id
-        self.image_encoder, image_source = self._image_encoder(p)
-        bart, text_source = self._bart(p, texts)
-        self.provenance = {"image_encoder": image_source, "text_teacher_decoder": text_source}
+        if architecture:  # an exported model: exactly its shapes, whatever the local cache holds now
+            self.image_encoder = Dinov2Model(Dinov2Config.from_dict(architecture["image_encoder"]))
+            bart = BartModel(BartConfig.from_dict(architecture["text"]))
+            self.provenance = dict(architecture["provenance"])
+            pretrained_image, pretrained_text = architecture["image_pretrained"], architecture["text_pretrained"]
+        else:
+            self.image_encoder, image_source = self._image_encoder(p)
+            bart, text_source = self._bart(p, texts)
+            self.provenance = {"image_encoder": image_source, "text_teacher_decoder": text_source}
+            pretrained_image, pretrained_text = image_source == p.image_weights, text_source == p.text_weights
+        self.pretrained = {"image": pretrained_image, "text": pretrained_text}
 
         self.teacher = bart.encoder.requires_grad_(False).eval()
         self.decoder = bart.decoder
@@ -137,7 +146,7 @@ class Jepa(Method):
         self.lm_head.weight = self.decoder.embed_tokens.weight
         nn.init.zeros_(self.lm_head.bias)
         # A random decoder starts from pad (T5's convention: every tokenizer has one); BART from its own.
-        self.start_id = bart.config.decoder_start_token_id if text_source == p.text_weights else self.pad_id
+        self.start_id = bart.config.decoder_start_token_id if pretrained_text else self.pad_id
 
         image_width = self.image_encoder.config.hidden_size
         if not p.adapter and image_width != width:
@@ -146,7 +155,6 @@ class Jepa(Method):
         self.adapter = nn.Linear(image_width, width) if p.adapter else nn.Identity()
         self.prefix = nn.Sequential(nn.Linear(image_width, width), nn.GELU(),
                                     nn.Linear(width, p.prefix_tokens * width))
-        pretrained_image = image_source == p.image_weights
         for name, stats in (("pixel_mean", IMAGENET_MEAN), ("pixel_std", IMAGENET_STD)):
             self.register_buffer(name, torch.tensor(stats).view(1, 3, 1, 1) if pretrained_image else None)
         self.epoch = 1
@@ -183,6 +191,12 @@ class Jepa(Method):
         described = (f"BartConfig(d_model {p.text_dim}, {p.text_layers}+{p.decoder_layers} layers, "
                      f"vocab {config.vocab_size})")
         return BartModel(config), _random_init_warning("text teacher and decoder", described, reason)
+
+    def architecture(self) -> dict:
+        return {"image_encoder": json.loads(self.image_encoder.config.to_json_string()),
+                "text": json.loads(self.teacher.config.to_json_string()),
+                "image_pretrained": self.pretrained["image"], "text_pretrained": self.pretrained["text"],
+                "provenance": dict(self.provenance)}
 
     def train(self, mode: bool = True):
         super().train(mode)

@@ -119,6 +119,9 @@ class ResultsRecorder(Callback):
                 best = best.dropna().to_dict()  # a metric missing from that epoch stays missing
                 row.update({schema.BEST_PREFIX + k: v for k, v in _metrics(best).items()})
                 row[schema.BEST_EPOCH] = best[schema.EPOCH]
+                kept = schema.model_dir(trial_id)
+                if storage.exists(storage.join(self.results_dir, *kept.split("/"))):
+                    row[schema.BEST_CHECKPOINT] = kept
         self._merge(schema.TRIALS_FILE, trial_id, [row])
         self._merge(schema.EPOCHS_FILE, trial_id, rows)
         storage.delete(self._running_file(trial_id))

@@ -9,6 +9,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import pandas as pd
 import ray.train
 import ray.train.torch
 import torch
@@ -21,6 +22,7 @@ from mmray.orchestration.feed import TrainFeed
 from mmray.orchestration.shard_source import read_dataset
 from mmray.results import schema
 from mmray.results.artifacts import write_artifacts
+from mmray.results.best import best_epoch
 
 CHECKPOINT_FILE = "state.pt"
 # Test hook for fault tolerance: "EPOCH" makes a worker exit once when it starts that epoch (1-based).
@@ -78,6 +80,22 @@ def _restore(loop) -> list[dict]:
     return state["reported"]
 
 
+def _keep_if_best(trial: TrialConfig, module, epoch, reported: list[dict], manifest: dict) -> None:
+    """Save this epoch's model as the trial's exported model when it is the trial's best so far by the sweep's
+    metric (mmray.results.best: the rule the results tables use); written before the epoch is reported, so
+    the best epoch the recorder names is the one saved."""
+    best = best_epoch(pd.DataFrame(reported), trial.metric, trial.mode)
+    if best is None or int(best[schema.EPOCH]) != epoch.number:
+        return
+    from mmray.models.save import save_model
+
+    folder = storage.join(trial.results_dir, *schema.model_dir(trial.trial_id).split("/"))
+    save_model(folder, module, epoch.evaluation.probes.fitted(), manifest, epoch=epoch.number, metrics=epoch.metrics,
+               trial={"sweep": trial.sweep, "trial_id": trial.trial_id, "run": trial.run, "seed": trial.seed,
+                      "train": trial.train.model_dump(), "metric": trial.metric, "mode": trial.mode,
+                      "threads": trial.torch_threads})
+
+
 def train_loop_per_worker(trial: TrialConfig) -> None:
     params = trial.train
     prepared = load_prepared(trial.data_dir)
@@ -117,9 +135,11 @@ def train_loop_per_worker(trial: TrialConfig) -> None:
         metrics = {**epoch.metrics, **startup, **resumed_from, schema.NODES: nodes}
         if module.provenance:  # pretrained or randomly initialised parts: the results must say which
             metrics[schema.WEIGHTS] = json.dumps(module.provenance, sort_keys=True)
-        if rank0 and epoch.number == params.epochs:  # once per trial, so not part of an epoch's time
-            write_artifacts(trial.results_dir, trial.trial_id, epoch.evaluation.artifact_tables())
         reported.append(metrics)
+        if rank0:  # not part of an epoch's time
+            _keep_if_best(trial, module, epoch, reported, prepared.manifest)
+            if epoch.number == params.epochs:
+                write_artifacts(trial.results_dir, trial.trial_id, epoch.evaluation.artifact_tables())
         with tempfile.TemporaryDirectory(prefix="mmray-ckpt-") as saved:
             checkpoint = None
             if rank0:

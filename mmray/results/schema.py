@@ -36,6 +36,9 @@ FIRST_BATCH_SECONDS = "first_batch_seconds"  # from the trial's start to its fir
 RESUMED_FROM_EPOCH = "resumed_from_epoch"
 ELAPSED_SECONDS = "elapsed_seconds"  # epochs.parquet: seconds since the trial started, when this epoch reported
 BEST_EPOCH = "best_epoch"  # the epoch whose metrics the best/ columns hold
+# trials.parquet: the folder, relative to the results folder, holding that epoch's model as an exported model
+# (mmray.models.format; `mmray export` copies it, `load_model(RESULTS, trial=...)` reads it)
+BEST_CHECKPOINT = "best_checkpoint"
 NODES = "nodes"  # Ray node ids the trial's Train workers ran on, comma-separated
 WEIGHTS = "weights"  # where a method's pretrained parts came from (JSON {part: source}), e.g. "random-init ..."
 TRIAL_FACTS = (NODES, WEIGHTS)  # text a trial reports with each epoch, kept once in its trials.parquet row
@@ -154,3 +157,8 @@ def is_metric_column(column: str) -> bool:
 
 def config_column(scope: str, name: str) -> str:
     return f"{CONFIG_PREFIX}{scope}/{name}"
+
+
+def model_dir(trial_id: str) -> str:
+    """The BEST_CHECKPOINT folder of a trial, relative to the results folder."""
+    return f"models/{trial_id}"

@@ -21,10 +21,11 @@ from pathlib import Path
 import numpy as np
 from pydantic import field_validator
 
-from mmray.data.audio import load_wav, log_mel, log_mel_stats, note_resampling, standardise
+from mmray.data.audio import log_mel_stats, note_resampling, standardise, wav_log_mel
+from mmray.data.benchmarks.raw_input import CROP_RESIZE, audio_file, image_file, stored
 from mmray.data.parallel import map_files
 from mmray.data.sources import download
-from mmray.data.spec import Benchmark, BenchmarkParams, ModalitySpec, SplitArrays
+from mmray.data.spec import Benchmark, BenchmarkParams, ModalitySpec, Note, SplitArrays
 from mmray.errors import DataError
 
 MNIST_URLS = (  # canonical idx files; the second is the long-lived copy torchvision uses
@@ -134,10 +135,14 @@ def fsdd_split(speaker: str, index: int, p: AVMNISTParams) -> str:
     return "val" if index < 5 + p.val_recordings else "train"
 
 
-def fsdd_log_mel(path: Path, p: AVMNISTParams) -> tuple[np.ndarray, int]:
+def fsdd_log_mel(path: Path, p: AVMNISTParams, note: Note | None = None) -> tuple[np.ndarray, int]:
     """Log-mel of one recording and the file's own sample rate; runs in a worker process."""
-    wave, rate = load_wav(path, p.sample_rate)
-    return log_mel(wave, p.sample_rate, p.n_mels, p.n_fft, p.hop_length, p.frames), rate
+    return wav_log_mel(path, p, note)
+
+
+def mnist_pixels(digits: np.ndarray) -> np.ndarray:
+    """uint8 (..., 28, 28) grey digits as shards hold them: float32 (..., 1, 28, 28), pixels / 255."""
+    return (digits.astype(np.float32) / 255.0)[..., None, :, :]
 
 
 def pair_with_audio(labels: np.ndarray, audio: np.ndarray, audio_digits: np.ndarray,
@@ -202,7 +207,7 @@ class AVMNIST(Benchmark):
             audio_index = in_split[pair_with_audio(labels, mels[in_split], digits[in_split], rng)]
             splits[split] = SplitArrays(
                 labels.astype(np.int64),
-                {"image": (images.astype(np.float32) / 255.0)[:, None], "audio": mels[audio_index][:, None]},
+                {"image": mnist_pixels(images), "audio": mels[audio_index][:, None]},
             )
         extra = {
             "normalization": {**stats, "image": "pixels / 255"},
@@ -212,3 +217,14 @@ class AVMNIST(Benchmark):
             "resampled_audio_files": resampled,
         }
         return splits, extra
+
+    def preprocess(self, p: AVMNISTParams, modality: ModalitySpec, source, manifest: dict,
+                   note: Note) -> np.ndarray:
+        """An image file as an MNIST digit (grey, 28x28; another mode is converted, another size centre-
+        cropped and resized), or a WAV/FLAC file as an FSDD recording (mono, `sample_rate`, log-mel,
+        standardised with the training recordings' statistics)."""
+        spec = self.declared(p, modality)
+        if spec.kind == "image":
+            pixels = image_file(source, spec, note, resize=f"{CROP_RESIZE}; MNIST's own digits are 28x28")
+            return stored(mnist_pixels(pixels[0]), spec)
+        return audio_file(source, spec, p, manifest, note)

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
+import numpy as np
 from pydantic import Field
 
+from mmray.data.benchmarks.raw_input import image_file, stored, tokens
 from mmray.data.hf import HFImageTextParams, class_indices, image_splits, load_hf, text_values
-from mmray.data.spec import Benchmark, ModalitySpec, SplitArrays
+from mmray.data.spec import Benchmark, ModalitySpec, Note, SplitArrays
 from mmray.data.text import text_spec, tokenize_splits
 
 TEXT_COLUMNS = ("caption", "captions", "text", "description", "sentence")
@@ -61,6 +63,16 @@ class CaptionedImages(Benchmark):
         extra["columns"].update(caption=text_column, label=label_column)
         extra["tokenizers"] = {"caption": tokenizer.state()}
         return splits, extra
+
+    def preprocess(self, p: CaptionParams, modality: ModalitySpec, source, manifest: dict,
+                   note: Note) -> np.ndarray:
+        """An image file decoded as every dataset image is (converted to L or RGB, centre square crop, bicubic
+        resize to `image_size`, pixels / 255), or a caption through the shard set's saved tokenizer
+        (truncated to `max_length`, noted)."""
+        spec = self.declared(p, modality)
+        if spec.kind == "text":
+            return tokens(source, spec, manifest, note)
+        return stored(image_file(source, spec, note).astype(np.float32) / 255.0, spec)
 
 
 class MNISTCaptionsParams(CaptionParams):

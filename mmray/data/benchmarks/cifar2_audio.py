@@ -19,8 +19,9 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from mmray.data.audio import log_mel_stats, standardise
+from mmray.data.benchmarks.raw_input import CROP_RESIZE, audio_file, image_file, stored
 from mmray.data.sources import download
-from mmray.data.spec import Benchmark, ModalitySpec, SplitArrays
+from mmray.data.spec import Benchmark, ModalitySpec, Note, SplitArrays
 from mmray.data.tones import ToneParams, tone_log_mels
 from mmray.errors import DataError
 
@@ -94,6 +95,11 @@ def load_cifar2(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     return images, labels.astype(np.int64)
 
 
+def cifar_pixels(images: np.ndarray) -> np.ndarray:
+    """uint8 (..., 32, 32, 3) RGB images as shards hold them: float32 (..., 3, 32, 32), pixels / 255."""
+    return np.moveaxis(images, -1, -3).astype(np.float32) / 255.0
+
+
 class Cifar2Audio(Benchmark):
     name = "cifar2-audio"
     Params = Cifar2AudioParams
@@ -125,7 +131,7 @@ class Cifar2Audio(Benchmark):
         labels, images, mels = {}, {}, {}
         for split, index in chosen.items():
             labels[split] = source[split][1][index]
-            images[split] = source[split][0][index].transpose(0, 3, 1, 2).astype(np.float32) / 255.0
+            images[split] = cifar_pixels(source[split][0][index])
             chirp = labels[split] == 1
             start = np.exp(np.where(chirp, rng.uniform(*log_chirp, len(index)),
                                     rng.uniform(*log_hum, len(index))))
@@ -138,3 +144,15 @@ class Cifar2Audio(Benchmark):
             "normalization": {**stats, "image": "pixels / 255"},
         }
         return splits, extra
+
+    def preprocess(self, p: Cifar2AudioParams, modality: ModalitySpec, source, manifest: dict,
+                   note: Note) -> np.ndarray:
+        """An image file as a CIFAR-10 image (RGB, 32x32; another mode is converted, another size centre-
+        cropped and resized). A WAV/FLAC file as one of the generated tones: they are waveforms at
+        `sample_rate` made into log-mels, so a recording (resampled to `sample_rate` if needed) takes the
+        same log-mel and the training tones' standardisation."""
+        spec = self.declared(p, modality)
+        if spec.kind == "image":
+            pixels = image_file(source, spec, note, resize=f"{CROP_RESIZE}; CIFAR-10's own images are 32x32")
+            return stored(cifar_pixels(pixels.transpose(1, 2, 0)), spec)
+        return audio_file(source, spec, p, manifest, note)

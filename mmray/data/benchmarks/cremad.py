@@ -21,10 +21,18 @@ import numpy as np
 from pydantic import Field, model_validator
 from tqdm import tqdm
 
-from mmray.data.audio import load_wav, log_mel, log_mel_stats, note_resampling, standardise
+from mmray.data.audio import log_mel_stats, note_resampling, standardise, wav_log_mel
+from mmray.data.benchmarks.raw_input import (
+    audio_file,
+    first_line,
+    image_header,
+    input_file,
+    note_image,
+    stored,
+)
 from mmray.data.parallel import map_files
 from mmray.data.sources import LFS_POINTER, download
-from mmray.data.spec import SPLITS, Benchmark, BenchmarkParams, ModalitySpec, SplitArrays
+from mmray.data.spec import SPLITS, Benchmark, BenchmarkParams, ModalitySpec, Note, SplitArrays
 from mmray.data.video import video_frame
 from mmray.errors import DataError
 
@@ -35,6 +43,8 @@ LISTING_URL = f"https://raw.githubusercontent.com/{REPO}/master/SentenceFilename
 MEDIA_URL = f"https://media.githubusercontent.com/media/{REPO}/master/"  # git-lfs file contents
 GITLAB_MIRROR = "https://gitlab.com/cs-cooper-lab/crema-d-mirror"
 FOLDERS = (("AudioWAV", ".wav"), ("VideoFlash", ".flv"))  # VideoFlash last: it marks a complete download
+VIDEO_SUFFIXES = (".flv", ".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm")  # a face from a clip, not a still
+FACE_FILE = "a PNG or JPEG face image (or a video clip such as CREMA-D's .flv)"
 
 
 class CremaDParams(BenchmarkParams):
@@ -135,9 +145,7 @@ def split_actors(actors: list[str], p: CremaDParams, rng: np.random.Generator) -
 def decode_clip(clip: tuple[Path, Path], p: CremaDParams) -> tuple[np.ndarray, np.ndarray, int]:
     """(face frame, log-mel, the WAV's own sample rate) of one clip; runs in a worker process."""
     wav, flv = clip
-    face = video_frame(flv, p.image_size, p.frame_position)
-    wave, rate = load_wav(wav, p.sample_rate)
-    return face, log_mel(wave, p.sample_rate, p.n_mels, p.n_fft, p.hop_length, p.frames), rate
+    return video_frame(flv, p.image_size, p.frame_position), *wav_log_mel(wav, p)
 
 
 class CremaD(Benchmark):
@@ -185,3 +193,26 @@ class CremaD(Benchmark):
             "resampled_audio_files": resampled,
         }
         return splits, extra
+
+    def preprocess(self, p: CremaDParams, modality: ModalitySpec, source, manifest: dict,
+                   note: Note) -> np.ndarray:
+        """A face: a still image (PNG/JPEG) read as a one-frame clip, or a video clip's frame at
+        `frame_position`, through `video_frame` as every CREMA-D clip is (grey, centre square crop, bilinear
+        resize to `image_size`). Speech: a WAV/FLAC file as a CREMA-D sentence (mono, `sample_rate`, log-mel,
+        standardised with the training clips' statistics)."""
+        spec = self.declared(p, modality)
+        if spec.kind == "audio":
+            return audio_file(source, spec, p, manifest, note)
+        path = input_file(source, spec, FACE_FILE)
+        header = None if path.suffix.lower() in VIDEO_SUFFIXES else image_header(path)
+        if header is None:
+            return stored(video_frame(path, p.image_size, p.frame_position)[None], spec)
+        try:
+            face = video_frame(path, p.image_size, p.frame_position)
+        except DataError as exc:
+            reason = first_line(exc.__cause__ or exc)
+            raise DataError(f"image file {path} does not decode as a frame ({reason}); pass "
+                            f"{FACE_FILE}") from exc
+        note_image(path, header, "L", p.image_size, "centre crop to a square, bilinear, as CREMA-D's frames",
+                   note, target="grey (FFmpeg's luma, as for the clips' frames)")
+        return stored(face[None], spec)

@@ -15,8 +15,9 @@ from __future__ import annotations
 import numpy as np
 from pydantic import Field
 
+from mmray.data.benchmarks.raw_input import image_file, stored, tokens
 from mmray.data.hf import HFImageTextParams, image_splits, load_hf, text_values
-from mmray.data.spec import Benchmark, ModalitySpec, SplitArrays
+from mmray.data.spec import Benchmark, ModalitySpec, Note, SplitArrays
 from mmray.data.text import normalise, text_spec, tokenize_splits
 
 HUB_ID = "flaviagiammarino/path-vqa"
@@ -67,3 +68,13 @@ class PathVQA(Benchmark):
         extra["columns"].update(columns)
         extra["tokenizers"] = {"question": question_tokenizer.state(), "answer": answer_tokenizer.state()}
         return splits, extra
+
+    def preprocess(self, p: PathVQAParams, modality: ModalitySpec, source, manifest: dict,
+                   note: Note) -> np.ndarray:
+        """An image file decoded as every PathVQA image is (RGB, centre square crop, bicubic resize to
+        `image_size`, pixels / 255), or a question / answer through the shard set's saved tokenizer for it
+        (truncated to `max_length` / `answer_max_length`, noted)."""
+        spec = self.declared(p, modality)
+        if spec.kind == "text":
+            return tokens(source, spec, manifest, note)
+        return stored(image_file(source, spec, note).astype(np.float32) / 255.0, spec)

@@ -15,7 +15,8 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from mmray.data.audio import log_mel_stats, standardise
-from mmray.data.spec import Benchmark, ModalitySpec, SplitArrays
+from mmray.data.benchmarks.raw_input import audio_file
+from mmray.data.spec import Benchmark, ModalitySpec, Note, SplitArrays
 from mmray.data.tones import ToneParams, tone_log_mels
 
 
@@ -77,3 +78,10 @@ class Sine(Benchmark):
             "class_bands_hz": class_bands(p).round(1).tolist(),
         }
         return splits, extra
+
+    def preprocess(self, p: SineParams, modality: ModalitySpec, source, manifest: dict,
+                   note: Note) -> np.ndarray:
+        """A WAV/FLAC file as one of the generated tones: they are waveforms at `sample_rate` made into
+        log-mels, so a recording (resampled to `sample_rate` if needed) takes the same log-mel and the
+        training tones' standardisation."""
+        return audio_file(source, self.declared(p, modality), p, manifest, note)
