@@ -47,9 +47,9 @@ FIRST_EPOCH_LOSSES = ("train/same", "train/cross")
 
 def _train_workers_started() -> int:
     """How many Ray Train worker actors this Ray instance has started so far (dead ones included)."""
-    import ray
+    from mmray.orchestration.ray_adapter import actor_classes
 
-    return sum(actor["ActorClassName"] == "RayTrainWorker" for actor in ray._private.state.actors().values())
+    return actor_classes()["RayTrainWorker"]
 
 
 def _sweep(tmp, workers: int):

@@ -87,7 +87,7 @@ def test_actor_table_tells_alive_from_dead(ray_instance):
     probe = Probe.remote()
     actor_id = ray.get(probe.actor_id.remote())
     assert ray_adapter.actor_state(actor_id) == "ALIVE"
-    assert any(name.endswith("Probe") for name in ray_adapter.actor_class_names())
+    assert any(name.endswith("Probe") for name in ray_adapter.actor_classes())
     ray.kill(probe)
     for _ in range(50):  # the GCS marks a killed actor dead within moments
         if ray_adapter.actor_state(actor_id) == "DEAD":
@@ -122,5 +122,5 @@ def test_a_trainer_fitted_in_an_actor_runs_its_controller_there_and_records_its_
     assert interval == str(ray_adapter.WORKER_POLL_SECONDS)
     assert ray_adapter.HEALTH_CHECK_INTERVAL_ENV not in os.environ  # set in the trial's actor only
     assert actor_id.encode() in ray_adapter.kv_keys(ray_adapter.PLACEMENT_KV_NAMESPACE)
-    assert not {"TrainController", "DatasetManager", "PlacementGroupCleaner"} & ray_adapter.actor_class_names()
+    assert not {"TrainController", "DatasetManager", "PlacementGroupCleaner"} & set(ray_adapter.actor_classes())
     ray_adapter.kv_delete(actor_id, ray_adapter.PLACEMENT_KV_NAMESPACE)

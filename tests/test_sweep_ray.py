@@ -125,9 +125,9 @@ def test_a_trial_starts_no_actors_beyond_its_own_its_workers_and_their_synchroni
     sweep's driver frees orphaned placement groups, and reports reach Tune through the GCS: Train and Tune
     would otherwise start a TrainController, a DatasetManager, a PlacementGroupCleaner and a _QueueActor
     (TuneReportCallback's) for every trial, each a process start on its path to the first batch."""
-    from mmray.orchestration.ray_adapter import actor_class_names
+    from mmray.orchestration.ray_adapter import actor_classes
 
-    started = actor_class_names()  # every actor this instance has run, dead ones included
+    started = set(actor_classes())  # every actor this instance has run, dead ones included
     assert {"RayTrainWorker", "SynchronizationActor"} <= started  # the table holds this sweep's actors
     assert not {"TrainController", "DatasetManager", "PlacementGroupCleaner", "_QueueActor"} & started
 

@@ -21,18 +21,20 @@ SPLITS = ("val", "test")
 
 
 @contextlib.contextmanager
-def same_threads(threads: int | None):
-    """Run with the torch and BLAS thread counts the trial ran with: floating-point sums (embeddings, the
-    probes' solver) depend on them, and the recorded metrics are then reproduced exactly, not within 1e-3."""
+def same_threads(threads: dict | None):
+    """Run with the thread counts the model's epoch was evaluated with ({'torch': N, 'blas': M} as
+    mmray.models.save.thread_counts recorded them): floating-point sums (embeddings, the probes' solver,
+    distances) depend on them, and the recorded metrics are then reproduced exactly, not within 1e-3."""
     if not threads:
         yield
         return
     from threadpoolctl import threadpool_limits
 
     before = torch.get_num_threads()
-    torch.set_num_threads(threads)
+    torch.set_num_threads(threads["torch"])
     try:
-        with threadpool_limits(threads):
+        with threadpool_limits(threads["torch"], user_api="openmp"), \
+                threadpool_limits(threads.get("blas") or threads["torch"], user_api="blas"):
             yield
     finally:
         torch.set_num_threads(before)
@@ -91,7 +93,7 @@ def evaluate_model(model: TrainedModel, benchmark: str | None = None, overrides:
     eval_sets = load_eval_sets(prepared, train)
     names = tuple(m.name for m in model.modalities)
     tokenizer = functools.cache(lambda modality: load_tokenizer(prepared, modality))
-    with same_threads(trial.get("threads")):
+    with same_threads(model.info.get("threads")):
         evaluation = Evaluation(model.module, eval_sets, names, tokenizer, input_contents(eval_sets, names))
     metrics = {k: v for k, v in evaluation.metrics.items() if k.startswith(f"{split}/")}
     same_data = own and prepared.manifest["params"] == model.info["data"]["params"]

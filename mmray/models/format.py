@@ -101,7 +101,7 @@ def read_model(folder: Location) -> ModelFiles:
         if not storage.exists(path):
             raise MmrayError(f"{path} is missing; export the model again")
         files[name] = storage.read_bytes(path)
-        if _sha256(files[name]) != info["checksums"][name]:
+        if _sha256(files[name]) != info.get("checksums", {}).get(name):
             raise MmrayError(f"{path} is corrupted or truncated (its checksum differs from the one in {INFO}); "
                              "export the model again")
     try:

@@ -27,11 +27,22 @@ def save_model(out: Location, module: Method, probes: dict, manifest: dict, *, e
     info = {
         "method": module.name, "method_params": module.params.model_dump(), "architecture": module.architecture(),
         "weights": dict(module.provenance), "num_classes": module.num_classes, "data": preprocessing,
-        "trial": trial, "epoch": epoch, "metrics": scalars,
+        "trial": trial, "epoch": epoch, "metrics": scalars, "threads": thread_counts(),
         "versions": {"mmray": mmray.__version__, "torch": torch.__version__, "python": platform.python_version()},
     }
     write_model(out, info, weights_bytes(module), probes_bytes({s: probe_arrays(p) for s, p in probes.items()}),
                 model_card(info))
+
+
+def thread_counts() -> dict[str, int | None]:
+    """The threads this process computes with now: torch's (the embeddings) and the BLAS libraries' (the
+    probes' solver, distances), which `mmray eval` sets again to reproduce the metrics exactly. They differ in
+    a Ray worker: torch runs the trial's torch_threads, BLAS the OMP_NUM_THREADS Ray sets to the worker's
+    CPUs (1 by default)."""
+    from threadpoolctl import threadpool_info
+
+    blas = [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+    return {"torch": torch.get_num_threads(), "blas": max(blas) if blas else None}
 
 
 def model_card(info: dict) -> str:

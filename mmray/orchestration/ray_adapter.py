@@ -19,6 +19,7 @@ import contextlib
 import copy
 import importlib
 import os
+from collections import Counter
 from collections.abc import Iterator, Mapping
 
 import ray
@@ -133,9 +134,9 @@ def actor_state(actor_id: str) -> str | None:
     return entry["State"] if entry else None
 
 
-def actor_class_names() -> set[str]:
-    """Class names of every actor the GCS knows (live or dead) in the connected instance."""
-    return {entry["ActorClassName"] for entry in _actor_table().values()}
+def actor_classes() -> Counter[str]:
+    """How many actors of each class the GCS knows (live or dead) in the connected instance."""
+    return Counter(entry["ActorClassName"] for entry in _actor_table().values())
 
 
 def start_shared_actors() -> None:

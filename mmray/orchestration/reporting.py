@@ -47,9 +47,15 @@ class ReportForwarder(UserCallback):
         self._sent += 1
 
 
-def fit_reporting_to_tune(trainer, channel: str) -> None:
+def fit_reporting_to_tune(trainer, channel: str, last_epoch: int | None = None) -> None:
     """Call inside a Tune function trainable: fit `trainer` (whose run config forwards to `channel`) and
-    report each of its results to Tune in order. Raises what `fit()` raised, after the reports before it."""
+    report each of its results to Tune in order. Raises what `fit()` raised, after the reports before it.
+
+    The report of `last_epoch` reaches Tune only once `fit()` has returned: ASHA stops a trial when it reports
+    its last epoch, and Tune then ends the trial's actor. Handed over at once, that report let Tune end the
+    actor while its controller was still shutting the worker group down: the controller took its dying
+    worker for a failure, started a new group, and that group's placement group, never recorded, held a CPU
+    for the rest of the sweep (a sweep on 2 cores then hung with its reads unscheduled)."""
     failure: list[Exception] = []
 
     def fit() -> None:
@@ -68,9 +74,10 @@ def fit_reporting_to_tune(trainer, channel: str) -> None:
             ended = not fitting.is_alive()  # read before looking: every report of an ended fit is stored
             key = _key(channel, received)
             stored = kv_get(key, KV_NAMESPACE)
-            if stored is not None:
+            report = pickle.loads(stored) if stored is not None else None
+            if report is not None and (ended or last_epoch is None or report.get("epoch") != last_epoch):
                 kv_delete(key, KV_NAMESPACE)
-                tune.report(pickle.loads(stored))
+                tune.report(report)
                 received += 1
             elif ended:
                 break

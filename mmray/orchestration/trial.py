@@ -54,4 +54,4 @@ def run_trial(config: dict) -> None:
             failure_config=FailureConfig(max_failures=trial.max_worker_failures),
         ),
     )
-    fit_reporting_to_tune(trainer, channel)
+    fit_reporting_to_tune(trainer, channel, last_epoch=trial.train.epochs)
