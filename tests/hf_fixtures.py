@@ -111,3 +111,11 @@ def word_tokenizer(folder: Path, words: list[str]) -> Path:
     PreTrainedTokenizerFast(tokenizer_object=core, bos_token="<s>", pad_token="<pad>", eos_token="</s>",
                             unk_token="<unk>").save_pretrained(str(folder))
     return folder
+
+
+def write_mirror(root: Path) -> Path:
+    """A data mirror holding the three datasets where the benchmarks look: <root>/<folder>."""
+    pathvqa(root / "pathvqa")
+    mnist_captions(root / "mnist-captions")
+    animal_faces(root / "animal-faces")
+    return root

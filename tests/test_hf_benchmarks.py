@@ -30,12 +30,7 @@ def hub_column(folder, split: str, column: str) -> list:
 
 @pytest.fixture(scope="module")
 def mirror(tmp_path_factory):
-    """A data mirror holding the three datasets where the benchmarks look: <mirror>/<folder>."""
-    root = tmp_path_factory.mktemp("mirror")
-    fx.pathvqa(root / "pathvqa")
-    fx.mnist_captions(root / "mnist-captions")
-    fx.animal_faces(root / "animal-faces")
-    return root
+    return fx.write_mirror(tmp_path_factory.mktemp("mirror"))
 
 
 @pytest.fixture(scope="module")

@@ -183,11 +183,7 @@ def test_cifar2_images_and_tones_from_files_equal_their_shard_rows(mirror, tone_
 
 @pytest.fixture(scope="module")
 def hf_mirror(tmp_path_factory):
-    root = tmp_path_factory.mktemp("hf-mirror")
-    fx.pathvqa(root / "pathvqa")
-    fx.mnist_captions(root / "mnist-captions")
-    fx.animal_faces(root / "animal-faces")
-    return root
+    return fx.write_mirror(tmp_path_factory.mktemp("hf-mirror"))
 
 
 @pytest.fixture(scope="module")
