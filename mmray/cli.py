@@ -71,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--wandb", action="store_true",
                        help="log every trial to W&B (same as wandb.enabled: true in the spec); offline without "
                             "WANDB_API_KEY or a login")
+    sweep.add_argument("--tensorboard", action="store_true",
+                       help="write every trial's metrics per epoch as TensorBoard scalars to "
+                            "RESULTS/tensorboard (same as tensorboard: true in the spec)")
     sweep.add_argument("--validate", action="store_true", help="only check the spec, then exit")
     sweep.add_argument("-v", "--verbose", action="store_true", help="show Ray's own logs and progress bars")
 
@@ -178,6 +181,8 @@ def run(args: argparse.Namespace) -> None:
         overrides = _key_values(args.overrides)
         if args.wandb:
             overrides["wandb.enabled"] = True
+        if args.tensorboard:
+            overrides["tensorboard"] = True
         spec = api.load_spec(args.spec, overrides)
         if args.validate:
             repeats = (f", the best {spec.search.repeat_top} then repeated on {len(spec.seeds) - 1} more seed(s)"

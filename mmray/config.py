@@ -190,6 +190,9 @@ class SweepSpec(BaseModel):
     scheduler: SchedulerConfig = SchedulerConfig()
     resources: ResourcesConfig = ResourcesConfig()
     wandb: WandbConfig = WandbConfig()
+    # Every trial's metrics per epoch as TensorBoard scalars, in <results>/tensorboard/<run>/<trial id>/
+    # (mmray.orchestration.sweep.TensorBoardScalars): `tensorboard --logdir results/<name>/tensorboard`.
+    tensorboard: bool = False
     storage_path: str = "results"
 
     @field_validator("benchmarks", mode="before")

@@ -1,4 +1,5 @@
-"""cluster.yaml: Ray's own cluster-config validation accepts it, and its security and setup choices hold.
+"""cluster.yaml and cluster-local.yaml: Ray's own cluster-config validation accepts them, and their security and
+setup choices hold.
 
 Validation is what `ray up` runs before it talks to the cloud: `prepare_config` (merge with the AWS
 defaults, per-type worker bounds, Docker checks) then `validate_config` (ray-schema.json plus cross-field
@@ -19,12 +20,20 @@ import yaml
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CLUSTER_YAML = REPO_ROOT / "cluster.yaml"
+LOCAL_YAML = REPO_ROOT / "cluster-local.yaml"
+SETUP_SCRIPT = REPO_ROOT / "cluster" / "setup.sh"
 INSTALL = re.compile(r"\bpip install\b.*\s-e\s+~/mmray\b")
+RUNS_SETUP = re.compile(r"\bbash ~/mmray/cluster/setup\.sh\b")
 
 
 @pytest.fixture(scope="module")
 def raw() -> dict:
     return yaml.safe_load(CLUSTER_YAML.read_text())
+
+
+@pytest.fixture(scope="module")
+def local() -> dict:
+    return yaml.safe_load(LOCAL_YAML.read_text())
 
 
 def ray_validate(config: dict) -> dict:
@@ -82,14 +91,24 @@ def gpu_problems(config: dict) -> list[str]:
     return problems
 
 
-def setup_problems(prepared: dict) -> list[str]:
-    """Per node, the setup commands the launcher really runs (a type's own list replaces the merged one)."""
+def expanded(commands: list[str], script: str | None = None) -> list[str]:
+    """The commands with each run of cluster/setup.sh replaced by the script's own lines."""
+    script = SETUP_SCRIPT.read_text() if script is None else script
+    return [line for c in commands for line in (script.splitlines() if RUNS_SETUP.search(c) else [c])]
+
+
+def setup_problems(prepared: dict, script: str | None = None) -> list[str]:
+    """Per node, the setup commands the launcher really runs (a type's own list replaces the merged one; the
+    local provider has one node type, whose workers run worker_setup_commands)."""
     problems = []
     if prepared["file_mounts"].get("~/mmray") != ".":
         problems.append("the project is not synced to ~/mmray")
     runs = {"head": prepared["head_setup_commands"]}
     for name, t in worker_types(prepared).items():
         runs[name] = t.get("worker_setup_commands", prepared["worker_setup_commands"])
+    if not worker_types(prepared):
+        runs["workers"] = prepared["worker_setup_commands"]
+    runs = {node: expanded(commands, script) for node, commands in runs.items()}
     for node, commands in runs.items():
         if not any(INSTALL.search(c) for c in commands):
             problems.append(f"{node}: setup does not `pip install -e ~/mmray`")
@@ -137,6 +156,15 @@ def test_autoscaling_cpu_and_gpu_worker_types(raw):
 
 def test_setup_installs_this_project_everywhere(raw):
     assert setup_problems(ray_validate(raw)) == []
+
+
+def test_gpu_workers_get_the_cuda_build_of_torch(raw):
+    def torch(commands):
+        return [c for c in commands if RUNS_SETUP.search(c)]
+
+    gpu = raw["available_node_types"]["gpu_worker"]["worker_setup_commands"]
+    assert [c.split("--torch")[1].split()[0] for c in torch(gpu)] == ["cuda"]
+    assert [c.split("--torch")[1].split()[0] for c in torch(raw["setup_commands"])] == ["cpu"]
 
 
 def test_images_carry_python_311_and_the_installed_ray(raw):
@@ -225,10 +253,14 @@ def test_checks_catch_a_setup_that_skips_the_project(raw):
     def drop_install(c):
         c["available_node_types"]["gpu_worker"]["worker_setup_commands"] = [
             cmd for cmd in c["available_node_types"]["gpu_worker"]["worker_setup_commands"]
-            if not INSTALL.search(cmd)]
-    assert setup_problems(ray_validate(_mutate(raw, drop_install))) == ["gpu_worker: setup does not `pip "
-                                                                        "install -e ~/mmray`"]
+            if not INSTALL.search(cmd) and not RUNS_SETUP.search(cmd)]
+    assert setup_problems(ray_validate(_mutate(raw, drop_install))) == [
+        "gpu_worker: setup does not `pip install -e ~/mmray`",
+        "gpu_worker: setup does not install torch==2.13.0 before the project"]
     assert setup_problems(ray_validate(_mutate(raw, lambda c: c["file_mounts"].pop("~/mmray"))))
+    # the shared script is read, not trusted: without its install line no node installs the project
+    script = "\n".join(line for line in SETUP_SCRIPT.read_text().splitlines() if not INSTALL.search(line))
+    assert len(setup_problems(ray_validate(raw), script)) == 3
 
 
 @pytest.mark.parametrize("planted", [
@@ -240,3 +272,94 @@ def test_checks_catch_a_setup_that_skips_the_project(raw):
 ])
 def test_secret_scan_flags_planted_values(planted):
     assert secret_hits(CLUSTER_YAML.read_text() + f"\n# {planted}\n")
+
+
+# --- cluster-local.yaml: the same choices on machines you have (Ray's local provider) ----------------------------
+
+def _ports(commands: list[str]) -> set[str]:
+    return set(re.findall(r"(?:--port=|\$RAY_HEAD_IP:)(\d+)", " ".join(commands)))
+
+
+def test_ray_accepts_the_local_config(local):
+    prepared = ray_validate(local)
+    assert prepared["provider"]["type"] == "local"
+    (node_type,) = prepared["available_node_types"].values()  # one type for the head and every listed worker
+    assert node_type["min_workers"] == node_type["max_workers"] == len(local["provider"]["worker_ips"])
+    assert set(local["auth"]) >= {"ssh_user", "ssh_private_key"}
+
+
+def test_local_dashboard_is_bound_to_localhost_only_and_token_shared(local):
+    prepared = ray_validate(local)
+    assert dashboard_problems(prepared) == []
+    assert token_problems(prepared) == []
+
+
+def test_local_setup_installs_this_project_into_an_environment_of_its_own(local):
+    prepared = ray_validate(local)
+    assert setup_problems(prepared) == []
+    for commands in (prepared["head_setup_commands"], prepared["worker_setup_commands"]):
+        assert [c for c in commands if RUNS_SETUP.search(c) and "--venv ~/mmray-env" in c], commands
+
+
+def test_both_configs_share_the_setup_script(raw, local):
+    for config in (raw, local):
+        commands = config["setup_commands"] + [c for t in config.get("available_node_types", {}).values()
+                                               for c in t.get("worker_setup_commands", [])]
+        assert any(RUNS_SETUP.search(c) for c in commands)
+        assert not any(INSTALL.search(c) for c in commands), "install through cluster/setup.sh, not inline"
+    assert INSTALL.search(SETUP_SCRIPT.read_text())
+
+
+def test_trial_driver_resource_on_the_head_only(raw, local):
+    assert raw["available_node_types"]["head"]["resources"].get("trial_driver", 0) > 0
+    assert not any("trial_driver" in t.get("resources", {}) for t in worker_types(raw).values())
+    assert any('"trial_driver"' in c for c in head_start_commands(local))
+    assert not any("trial_driver" in c for c in local["worker_start_ray_commands"])
+
+
+def test_local_head_runs_the_autoscaler_that_starts_workers_and_workers_follow_it(local):
+    # Ray 2.60's default (v2) autoscaler never starts the local provider's workers (tests/test_launcher.py)
+    assert all("RAY_enable_autoscaler_v2=0" in c for c in head_start_commands(local))
+    # `ray down` stops the head only: each worker stops its Ray once the head's GCS port stops answering
+    follow = [c for c in local["worker_start_ray_commands"] if "cluster/follow-head.sh" in c]
+    assert len(follow) == 1 and follow[0].rstrip().endswith("&")
+    assert local["worker_start_ray_commands"].index(follow[0]) > max(
+        i for i, c in enumerate(local["worker_start_ray_commands"]) if "ray start" in c)
+    assert _ports(head_start_commands(local)) == _ports(local["worker_start_ray_commands"]) == {"6379"}
+
+
+def test_no_secret_in_the_local_file():
+    assert secret_hits(LOCAL_YAML.read_text()) == []
+
+
+@pytest.mark.parametrize("change", [
+    pytest.param(lambda c: c.update(setup_comands=c.pop("setup_commands")), id="misspelled-key"),
+    pytest.param(lambda c: c["auth"].update(ssh_privat_key=c["auth"].pop("ssh_private_key")),
+                 id="misspelled-auth-key"),
+])
+def test_ray_rejects_a_broken_local_schema(local, change):
+    with pytest.raises(jsonschema.ValidationError):
+        ray_validate(_mutate(local, change))
+
+
+@pytest.mark.parametrize("change", [
+    pytest.param(lambda c: c["provider"].pop("worker_ips"), id="no-worker-ips"),
+    pytest.param(lambda c: c.update(available_node_types={"x": {"resources": {}, "node_config": {}}}),
+                 id="node-types-on-premises"),
+])
+def test_ray_rejects_an_incomplete_local_config(local, change):
+    import click
+
+    with pytest.raises(click.ClickException):
+        ray_validate(_mutate(local, change))
+
+
+def test_local_checks_catch_a_public_dashboard_a_missing_token_and_a_shared_environment(local):
+    assert dashboard_problems(ray_validate(_mutate(local, _replace_in_head_start("127.0.0.1", "0.0.0.0"))))
+    def no_token(c):
+        c["worker_start_ray_commands"] = [x.replace("RAY_AUTH_MODE=token ", "") for x in c["worker_start_ray_commands"]]
+    assert token_problems(ray_validate(_mutate(local, no_token)))
+    without_venv = _mutate(local, lambda c: c.update(setup_commands=[x.replace(" --venv ~/mmray-env", "")
+                                                                       for x in c["setup_commands"]]))
+    with pytest.raises(AssertionError):
+        test_local_setup_installs_this_project_into_an_environment_of_its_own(without_venv)

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
 
 import optuna
 import ray
@@ -140,6 +144,8 @@ def _run_tune(spec: SweepSpec, results_dir: Location, resume: bool, mirror, cach
                  PlacementGroupReaper()]
     if spec.wandb.enabled:
         callbacks.append(tracking.trial_callback(spec, results_dir))
+    if spec.tensorboard:
+        callbacks.append(TensorBoardScalars(results_dir))
     concurrency = spec.resources.max_concurrent_trials or default_concurrency(spec)
     trainable = tune.with_resources(run_trial, trial_resources(spec))
     first_seed, *other_seeds = spec.seeds
@@ -164,6 +170,58 @@ def _run_tune(spec: SweepSpec, results_dir: Location, resume: bool, mirror, cach
                 spec, trainable, repeat, results_dir, resume, log, lambda: _repeat_tuner(
                     spec, trainable, config, other_seeds, repeat, results_dir, callbacks, concurrency),
                 f"configuration #{rank} of {name} again on seeds {other_seeds}").fit()
+
+
+class TensorBoardScalars(tune.Callback):
+    """`tensorboard: true` (`mmray sweep --tensorboard`): every metric a trial reports, as a TensorBoard scalar per
+    epoch (tag: its column in epochs.parquet, e.g. val/fused_acc; step: the epoch), in one folder per trial,
+    <results>/tensorboard/<run>/<trial id>/. Tune's own event files (tags ray/tune/..., step: its iteration) stay
+    in tune/. Each epoch is on disk when the callback returns (tensorboardX's EventsWriter; its SummaryWriter
+    writes from a thread of its own); with remote results the files are written in a local temp folder and
+    uploaded every epoch."""
+
+    def __init__(self, results_dir: Location):
+        self.logdir = storage.join(results_dir, "tensorboard")
+        self._open: dict = {}  # trial id -> (event file writer, its location, its local folder)
+        self._epochs: dict[str, int] = {}  # trial id -> the last epoch written
+
+    def __getstate__(self) -> dict:  # Tune pickles its callbacks into the experiment state: no open files
+        return {**self.__dict__, "_open": {}, "_epochs": {}}
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        from tensorboardX.event_file_writer import EventsWriter
+        from tensorboardX.proto.event_pb2 import Event
+        from tensorboardX.proto.summary_pb2 import Summary
+
+        epoch = int(result["epoch"])
+        if epoch <= self._epochs.get(trial.trial_id, 0):
+            return  # a worker restored from a checkpoint reports its epochs again: the first report stands
+        self._epochs[trial.trial_id] = epoch
+        if trial.trial_id not in self._open:
+            where = storage.join(self.logdir, trial.config["run"], trial.trial_id)
+            local = Path(tempfile.mkdtemp(prefix="mmray-tensorboard-") if storage.is_uri(where) else where)
+            local.mkdir(parents=True, exist_ok=True)
+            # a file of its own per writer: a name from the second alone would collide with the file of a
+            # writer for the same trial opened in the same second (a driver's restored callback), and replace it
+            writer = EventsWriter(str(local / "events"), filename_suffix=f".{os.urandom(4).hex()}")
+            self._open[trial.trial_id] = (writer, where, local)
+        writer, where, local = self._open[trial.trial_id]
+        values = [Summary.Value(tag=name, simple_value=value) for name, value in result.items()
+                  if schema.is_metric_column(name) and isinstance(value, (int, float)) and not isinstance(value, bool)]
+        writer.write_event(Event(wall_time=time.time(), step=epoch, summary=Summary(value=values)))
+        writer.flush()
+        if storage.is_uri(where):
+            storage.upload(where, local)
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        opened = self._open.pop(trial.trial_id, None)
+        self._epochs.pop(trial.trial_id, None)
+        if opened:
+            opened[0].close()
+            if storage.is_uri(opened[1]):
+                shutil.rmtree(opened[2], ignore_errors=True)
+
+    on_trial_error = on_trial_complete
 
 
 def _restore_or_tune(spec: SweepSpec, trainable, name: str, results_dir: Location, resume: bool, log,
