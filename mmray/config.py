@@ -350,7 +350,7 @@ def _check_search_metric(spec: SweepSpec, runs: list[tuple[BenchmarkEntry, str]]
         modalities = benchmark.modalities(params)
         method_class = METHODS.get(method)
         names = metric_names([m.name for m in modalities], method_class.generated_texts(modalities),
-                             method_class.reconstructed_images(modalities))
+                             method_class.translations(modalities))
         columns = [f"{split}/{name}" for split in schema.SPLITS for name in names] + ["train/loss"]
         if metric not in columns:
             if metric.startswith("train/"):

@@ -49,8 +49,11 @@ def test_losses_weigh_each_kind_and_align_only_when_asked():
     aligned = AECluster(AVMNIST, 10, AEClusterParams(latent_dim=8, w_align=0.5))
     terms = aligned.losses(batch)
     assert torch.isclose(terms["loss"], terms["recon_image"] + terms["recon_audio"] + 0.5 * terms["align"])
-    images = aligned.reconstruct_images(batch)
-    assert set(images) == {"image"} and images["image"].shape == batch["image"].shape
+    with torch.no_grad():
+        for name in ("image", "audio"):
+            assert aligned.translate(batch, name, name).shape == batch[name].shape
+        assert aligned.translate(batch, "image", "audio") is None  # separate autoencoders: same-modal only
+    assert AECluster.translations(AVMNIST) == (("image", "image"), ("audio", "audio"))
 
 
 def test_text_modalities_are_refused_and_k_defaults_to_the_classes():

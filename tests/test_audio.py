@@ -6,7 +6,17 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from mmray.data.audio import load_wav, log_mel, note_resampling, read_wav
+from mmray.data.audio import (
+    load_wav,
+    log_mel,
+    log_mel_stats,
+    note_resampling,
+    read_wav,
+    standardise,
+    wav_bytes,
+    waveform_from_log_mel,
+)
+from mmray.data.benchmarks.avmnist import AVMNISTParams
 from mmray.errors import DataError
 
 
@@ -115,3 +125,41 @@ def test_git_lfs_pointer(tmp_path):
     with pytest.raises(DataError) as info:
         read_wav(path, 8000)
     assert f"audio file {path} is a git-lfs pointer" in str(info.value) and "git lfs pull" in str(info.value)
+
+
+def test_waveform_from_log_mel_sounds_like_the_original():
+    # AV-MNIST's front end: a 440 Hz tone -> standardised log-mel -> waveform -> the same tone, as loud
+    p = AVMNISTParams()
+    tone = sine(1.0, p.sample_rate)
+    mel = log_mel(tone, p.sample_rate, p.n_mels, p.n_fft, p.hop_length, p.frames)
+    stats = log_mel_stats(mel[None])
+    wave = waveform_from_log_mel(standardise(mel, stats), p, stats)
+    assert wave.dtype == np.float32 and wave.shape == (p.hop_length * (p.frames - 1),)
+    spectrum = np.abs(np.fft.rfft(wave))
+    assert np.fft.rfftfreq(len(wave), 1 / p.sample_rate)[spectrum.argmax()] == pytest.approx(440, abs=10)
+    rms = np.sqrt(np.mean(wave[1000:-1000] ** 2))
+    assert 0.8 < rms / np.sqrt(np.mean(tone ** 2)) < 1.25  # as loud
+    again = log_mel(wave, p.sample_rate, p.n_mels, p.n_fft, p.hop_length, p.frames)
+    loud = mel > mel.max() - 20  # the tone's bands; the rest is the log floor
+    assert np.abs(again - mel)[loud].mean() < 1.0
+    # the manifest's params dict serves as well as the params object; a shard row's (1, n_mels, frames) too
+    same = waveform_from_log_mel(standardise(mel, stats)[None], p.model_dump(), stats)
+    np.testing.assert_array_equal(same, wave)
+
+
+def test_waveform_of_a_decoded_log_mel_stays_below_full_scale():
+    p = AVMNISTParams()
+    stats = {"audio_log_mel_mean": -5.0, "audio_log_mel_std": 3.0}
+    loud = np.full((p.n_mels, p.frames), 4.0, np.float32)  # far louder than anything recorded
+    wave = waveform_from_log_mel(loud, p, stats)
+    assert np.isfinite(wave).all() and 0.9 < np.abs(wave).max() <= 0.99
+    with pytest.raises(ValueError, match="n_mels, frames"):
+        waveform_from_log_mel(np.zeros(10), p, stats)
+
+
+def test_wav_bytes_is_a_16_bit_wav_file(tmp_path):
+    path = tmp_path / "out.wav"
+    path.write_bytes(wav_bytes(sine(0.25, 8000), 8000))
+    info = sf.info(path)
+    assert (info.samplerate, info.channels, info.frames, info.subtype) == (8000, 1, 2000, "PCM_16")
+    np.testing.assert_allclose(sf.read(path, dtype="float32")[0], sine(0.25, 8000), atol=1e-4)

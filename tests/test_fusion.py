@@ -131,9 +131,10 @@ def test_image_and_text_fusion_learns_a_batch(fusion):
     with torch.no_grad():
         embedded = model.eval().embed({"photo": batch["photo"], "label": labels})
         generated = model.generate_text(batch)["caption"]
-        reconstructed = model.reconstruct_images(batch)["photo"]
+        reconstructed = model.translate(batch, "photo", "photo")
+        from_caption = model.translate({"caption": batch["caption"]}, "caption", "photo")  # the text alone
     assert set(embedded) == {"photo", "fused"} and embedded["fused"].shape == (16, 64)
-    assert reconstructed.shape == batch["photo"].shape
+    assert reconstructed.shape == from_caption.shape == batch["photo"].shape
     # captions generated from the photo alone: ids of the right shape, pad from the first pad on
     assert generated.shape == (16, 10) and generated.dtype == torch.long
     after_end = (generated == PAD).long().cummax(1).values.bool()

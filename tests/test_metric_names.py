@@ -1,7 +1,9 @@
 """The metric names a run can report are known before it runs: the suite's list of names matches what it emits,
-and each method's declared generated texts and reconstructed images match what its hooks return."""
+and each method's declared generated texts and translations match what its hooks return."""
 
 from __future__ import annotations
+
+import itertools
 
 import pytest
 import torch
@@ -23,8 +25,10 @@ TINY_JEPA = {"image_weights": None, "text_weights": None, "image_dim": 16, "imag
 
 
 def test_metric_names_are_what_the_suite_emits():
-    # EMITTED: the suite on image and audio embeddings with an answer generated and the image reconstructed
-    assert sorted(metric_names(("image", "audio"), ("answer",), ("image",))) == sorted(EMITTED)
+    # EMITTED: the suite on image and audio embeddings with an answer generated and the image translated from
+    # itself and from the audio
+    translations = (("image", "image"), ("audio", "image"))
+    assert sorted(metric_names(("image", "audio"), ("answer",), translations)) == sorted(EMITTED)
     assert len(set(metric_names(("image", "audio")))) == len(metric_names(("image", "audio")))  # no repeats
 
 
@@ -35,7 +39,7 @@ def test_metric_names_of_one_modality_have_no_pairs_or_missing_modality():
 
 
 def test_every_listed_name_has_a_direction_in_the_schema():
-    names = metric_names(("image", "audio", "answer"), ("answer",), ("image",))
+    names = metric_names(("image", "audio", "answer"), ("answer",), (("image", "image"), ("answer", "audio")))
     for name in names:
         assert schema.metric_info(f"val/{name}") is not None, name
 
@@ -44,7 +48,7 @@ def test_every_listed_name_has_a_direction_in_the_schema():
     ("pavlov", (IMAGE, AUDIO), {}),
     ("cpc", (IMAGE, AUDIO), {}),
     ("aecluster", (IMAGE, AUDIO), {}),
-    ("fusion", (IMAGE, AUDIO, ANSWER), {"encoder_width": 4, "hidden_dim": 8}),
+    ("fusion", (IMAGE, AUDIO, ANSWER), {"encoder_width": 4, "hidden_dim": 8, "w_audio": 1.0}),
     ("jepa", (RGB, QUESTION, ANSWER), TINY_JEPA),
 ])
 def test_declared_outputs_are_what_the_hooks_return(method, modalities, params):
@@ -53,8 +57,25 @@ def test_declared_outputs_are_what_the_hooks_return(method, modalities, params):
     batch = {m.name: (torch.randint(2, m.vocab_size, (4, *m.shape)) if m.kind == "text" else torch.randn(4, *m.shape))
              for m in modalities}
     batch["label"] = torch.arange(4) % 3
+    filled = {}
     with torch.no_grad():
-        texts, images = model.generate_text(batch) or {}, model.reconstruct_images(batch) or {}
+        texts = model.generate_text(batch) or {}
+        for source, target in itertools.product([m.name for m in modalities], repeat=2):
+            # a cross-modal translation gets a batch without its target: it must not need it
+            given = batch if source == target else {k: v for k, v in batch.items() if k != target}
+            if (output := model.translate(given, source, target)) is not None:
+                filled[source, target] = output
     cls = METHODS.get(method)
     assert set(cls.generated_texts(modalities)) == set(texts)
-    assert set(cls.reconstructed_images(modalities)) == set(images)
+    assert set(cls.translations(modalities)) == set(filled)
+    for (source, target), output in filled.items():
+        assert output.shape == batch[target].shape, (source, target)
+
+
+def test_fusion_fills_only_the_targets_it_has_decoders_for():
+    model = build_method("fusion", (IMAGE, AUDIO, ANSWER), 3, {"encoder_width": 4, "hidden_dim": 8}).eval()
+    batch = {"image": torch.randn(2, *IMAGE.shape), "answer": torch.randint(2, 30, (2, *ANSWER.shape))}
+    with torch.no_grad():
+        assert model.translate(batch, "answer", "image").shape == (2, *IMAGE.shape)  # the text alone
+        assert model.translate(batch, "image", "audio") is None  # w_audio is 0 by default: no audio decoder
+        assert model.translate(batch, "audio", "image") is None  # the source is not in the batch

@@ -192,12 +192,14 @@ def test_evaluate_permuted_centres_do_not_transfer():
 
 def make_extras(test: dict[str, np.ndarray], n: int = 100) -> SplitExtras:
     """What a worker collects on a split: embeddings of the first `n` rows with a modality absent (fused the way
-    pavlov fuses: the mean of the normalised embeddings present), generated answers, reconstructed images."""
+    pavlov fuses: the mean of the normalised embeddings present), generated answers, translations (the image
+    reconstructed from itself and from the audio)."""
     without = {"audio": {"image": test["image"][:n], "fused": l2_normalize(test["image"][:n])},
                "image": {"audio": test["audio"][:n], "fused": l2_normalize(test["audio"][:n])}}
     texts = {"answer": (["yes", "no", "a red cell"], ["yes", "yes", "a red cell"])}
     images = np.random.default_rng(0).standard_normal((4, 1, 12, 12))
-    return SplitExtras(without, texts, {"image": (images, images.copy())})
+    return SplitExtras(without, texts, {("image", "image"): (images, images.copy()),
+                                        ("audio", "image"): (images, images[::-1].copy())})
 
 
 EMITTED = {
@@ -208,7 +210,7 @@ EMITTED = {
     *(f"fused_acc_drop{p}_{m}" for p in (0, 25, 50, 75, 100) for m in ("image", "audio")),
     "bleu_answer", *(f"{score}{subset}_answer" for score in ("exact_match", "token_acc")
                      for subset in ("", "_yesno", "_open")),
-    "ssim_image",
+    "ssim_image_to_image", "ssim_audio_to_image",
     *(f"{kind}{score}_{a}_to_{b}" for a, b in (("image", "audio"), ("audio", "image"))
       for kind in ("", "pair_") for score in ("recall@1", "recall@5", "recall@10", "map")),
     "transfer_image_to_audio", "transfer_audio_to_image",
@@ -362,7 +364,8 @@ def test_artifacts_round_trip(tmp_path):
     images = np.arange(2 * 4, dtype=np.float32).reshape(2, 1, 2, 2)
     tables = {
         schema.ARTIFACT_ROTATIONS: rotation_table({"image": rotation, "audio": np.eye(2)}),
-        schema.ARTIFACT_RECONSTRUCTIONS: reconstruction_table({"image": (images, images + 1)}, np.array([4, 5])),
+        schema.ARTIFACT_RECONSTRUCTIONS: reconstruction_table({("image", "image"): (images, images + 1)},
+                                                              np.array([4, 5])),
         schema.ARTIFACT_GENERATIONS: generation_table({"answer": (["yes", "no"], ["yes", "yes"])}, np.array([1, 0]),
                                                       n=1),
     }
@@ -376,7 +379,8 @@ def test_artifacts_round_trip(tmp_path):
     recon = loaded["reconstructions"].iloc[1]
     np.testing.assert_array_equal(np.asarray(recon[schema.RECONSTRUCTION]).reshape(recon[schema.SHAPE]),
                                   images[1] + 1)
-    assert recon[schema.LABEL] == 5
+    assert recon[schema.LABEL] == 5 and (recon[schema.SOURCE], recon[schema.TARGET]) == ("image", "image")
+    assert recon[schema.ORIGINAL_WAV] is None  # an image: nothing to hear
     assert loaded["generations"].to_dict("records") == [
         {"modality": "answer", "example": 0, "label": 1, "generated": "yes", "reference": "yes"}]
     with pytest.raises(ValueError, match="columns"):
@@ -402,3 +406,28 @@ def test_label_retrieval_is_not_hurt_by_duplicate_gallery_items():
     queries = gallery + 0.3 * rng.normal(size=gallery.shape)
     scores = retrieval_scores(queries, gallery, labels, labels, ks=(1, 5))
     assert scores["recall@1"] == 1.0 and scores["map"] == 1.0
+
+
+def test_reconstruction_table_keeps_a_few_per_class_and_hears_audio_targets():
+    labels = np.array([0, 1, 0, 0, 2, 1, 1, 2])
+    audio = np.arange(8 * 4, dtype=np.float32).reshape(8, 1, 2, 2)
+    images = np.zeros((8, 1, 3, 3), np.float32)
+    heard = []
+
+    def to_wav(log_mel):
+        heard.append(float(log_mel.sum()))
+        return b"RIFF" + bytes([len(heard)])
+
+    table = reconstruction_table({("image", "audio"): (audio, audio + 1), ("audio", "audio"): (audio, audio * 2),
+                                  ("audio", "image"): (images, images)}, labels, {"audio": to_wav},
+                                 per_class=2, wav_per_class=1)
+    assert tuple(table.columns) == schema.ARTIFACT_COLUMNS[schema.ARTIFACT_RECONSTRUCTIONS]
+    cross = table[(table[schema.SOURCE] == "image") & (table[schema.TARGET] == "audio")]
+    assert cross[schema.EXAMPLE].tolist() == [0, 1, 2, 4, 5, 7]  # the first two rows of each class
+    wav = cross[schema.ORIGINAL_WAV].notna()
+    assert cross[schema.EXAMPLE][wav].tolist() == [0, 1, 4]  # the first row of each class is heard
+    same = table[(table[schema.SOURCE] == "audio") & (table[schema.TARGET] == "audio")]
+    # each input is inverted once, shared by the translations into its modality; each output once
+    assert same[schema.ORIGINAL_WAV].tolist()[:3] == cross[schema.ORIGINAL_WAV].tolist()[:3]
+    assert len(heard) == 3 + 3 + 3
+    assert table[table[schema.TARGET] == "image"][schema.ORIGINAL_WAV].isna().all()

@@ -34,7 +34,9 @@ from mmray.results.io import write_table
     ("test/bleu_caption", True),
     ("test/exact_match_yesno_answer", True),
     ("test/token_acc_open_answer", True),
-    ("test/ssim_image", True),
+    ("test/ssim_image_to_audio", True),
+    ("test/ssim_caption_to_image", True),
+    ("test/ssim_image", True),  # results written before the translations
 ])
 def test_higher_is_better(column, higher):
     assert schema.higher_is_better(column) is higher
@@ -49,6 +51,8 @@ def test_metric_info_picks_the_specific_entry():
     assert "absent" in schema.metric_info("val/fused_acc_without_audio").description
     assert "word by word" in schema.metric_info("val/token_acc_yesno_answer").description
     assert "loss" in schema.metric_info("train/loss").description
+    assert "cross-modal" in schema.metric_info("val/ssim_image_to_audio").description
+    assert "written before" in schema.metric_info("val/ssim_image").description  # older results still read
 
 
 # Every metric family of the suite as a name template, and words its description must hold: no name may fall
@@ -61,7 +65,8 @@ FAMILIES = {
     "silhouette_{space}": "silhouette", "nmi_{space}": "mutual information", "ari_{space}": "Rand",
     "fused_acc_without_{m}": "absent", "fused_acc_drop{percent}_{m}": "robustness curve",
     "bleu_answer": "BLEU", "exact_match{subset}_answer": "equal to the reference",
-    "token_acc{subset}_answer": "word by word", "ssim_image": "structural similarity",
+    "token_acc{subset}_answer": "word by word", "ssim_audio_to_image": "structural similarity",
+    "ssim_image_to_image": "same-modal",
 }
 VALUES = {"m": ("image", "audio"), "space": ("image", "audio", "fused"), "percent": (0, 25, 50, 75, 100),
           "recall": ("recall@1", "recall@5", "recall@10"), "subset": ("", "_yesno", "_open"),

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from mmray.data.audio import wav_bytes, waveform_from_log_mel
 from mmray.data.shards import PreparedData, read_split
 from mmray.engine.batching import tensor_batches
 from mmray.engine.params import TrainParams
@@ -27,6 +28,7 @@ from mmray.results.artifacts import generation_table, reconstruction_table, rota
 EVAL_SPLITS = ("val", "test")
 EVAL_BATCH = 512
 Tokenizers = Callable[[str], object]  # text modality name -> its tokenizer (decode ids to text)
+WavWriters = dict[str, Callable[[np.ndarray], bytes]]  # audio modality -> (standardised log-mel -> WAV file)
 
 
 def load_eval_sets(prepared: PreparedData, params: TrainParams) -> dict[str, list[Batch]]:
@@ -36,6 +38,23 @@ def load_eval_sets(prepared: PreparedData, params: TrainParams) -> dict[str, lis
               "test": ("test", params.eval_examples)}
     return {name: list(tensor_batches(read_split(prepared, split, limit), EVAL_BATCH, prepared.modalities))
             for name, (split, limit) in limits.items()}
+
+
+def wav_writers(prepared: PreparedData) -> WavWriters:
+    """How each audio modality of the shard set becomes a WAV file: its log-mel inverted with the benchmark's
+    sample rate, FFT and hop and the manifest's log-mel statistics (`waveform_from_log_mel`). Empty where the
+    audio was never sound (synthetic-av draws its spectrograms)."""
+    params = prepared.manifest.get("params", {})
+    stats = prepared.manifest.get("normalization", {})
+    keys = ("audio_log_mel_mean", "audio_log_mel_std")
+    if not all(k in params for k in ("sample_rate", "n_fft", "hop_length")) or not all(k in stats for k in keys):
+        return {}
+    stats = {k: float(stats[k]) for k in keys}
+
+    def to_wav(log_mel: np.ndarray) -> bytes:
+        return wav_bytes(waveform_from_log_mel(log_mel, params, stats), params["sample_rate"])
+
+    return {m.name: to_wav for m in prepared.modalities if m.kind == "audio"}
 
 
 def first_rows(batches: Sequence[Batch], n: int) -> list[Batch]:
@@ -52,20 +71,29 @@ def first_rows(batches: Sequence[Batch], n: int) -> list[Batch]:
 @torch.no_grad()
 def generations(module: Method, batches: Sequence[Batch], tokenizer: Tokenizers) -> tuple[dict, dict]:
     """What the method's optional hooks produce for `batches`: {text modality: (generated, reference texts)},
-    both decoded by `tokenizer(modality)`, and {image modality: (originals, reconstructions)}."""
+    both decoded by `tokenizer(modality)`, and {(source, target): (the target's inputs, its translations)} of
+    each pair the method declares (`Method.translations`) and fills. A cross-modal translation is asked of a
+    batch without its target, so it cannot read it."""
     module.eval()
     texts: dict[str, tuple[list[str], list[str]]] = {}
-    images: dict[str, tuple[list, list]] = {}
+    translated: dict[tuple[str, str], tuple[list, list]] = {}
+    pairs = module.translations(module.modalities)
     for batch in batches:
         for name, ids in (module.generate_text(batch) or {}).items():
             generated, references = texts.setdefault(name, ([], []))
             generated.extend(tokenizer(name).decode(ids.cpu().numpy()))
             references.extend(tokenizer(name).decode(batch[name].cpu().numpy()))
-        for name, images_out in (module.reconstruct_images(batch) or {}).items():
-            originals, reconstructions = images.setdefault(name, ([], []))
-            originals.append(batch[name].cpu().numpy())
-            reconstructions.append(images_out.float().cpu().numpy())
-    return texts, {name: (np.concatenate(o), np.concatenate(r)) for name, (o, r) in images.items()}
+        for source, target in pairs:
+            if source not in batch or target not in batch:
+                continue
+            given = batch if source == target else {k: v for k, v in batch.items() if k != target}
+            output = module.translate(given, source, target)
+            if output is None:
+                continue
+            originals, outputs = translated.setdefault((source, target), ([], []))
+            originals.append(batch[target].cpu().numpy())
+            outputs.append(output.float().cpu().numpy())
+    return texts, {pair: (np.concatenate(o), np.concatenate(r)) for pair, (o, r) in translated.items()}
 
 
 def input_contents(eval_sets: dict[str, Sequence[Batch]], names: tuple[str, ...]) -> dict[str, dict]:
@@ -90,10 +118,11 @@ class Evaluation:
     """One epoch's evaluation: every metric as '<split>/<name>', and what the pictures are made from."""
 
     def __init__(self, module: Method, eval_sets: dict[str, Sequence[Batch]], names: tuple[str, ...],
-                 tokenizer: Tokenizers, contents: dict[str, dict] | None = None):
+                 tokenizer: Tokenizers, contents: dict[str, dict] | None = None, wav: WavWriters | None = None):
         """`eval_sets` holds the batches of 'probe' (probe-fitting rows of train), 'val' and 'test';
-        `contents` what `input_contents` gives for them (None: every input counted as distinct)."""
-        self.module = module
+        `contents` what `input_contents` gives for them (None: every input counted as distinct); `wav` what
+        `wav_writers` gives for the shard set (the artifacts' audio; None: none)."""
+        self.module, self.wav = module, wav or {}
         self.embedded = {split: embed_all(module, eval_sets[split]) for split in EVAL_SPLITS}
         self.extras = {split: split_extras(module, eval_sets[split], names, tokenizer, (contents or {}).get(split))
                        for split in EVAL_SPLITS}
@@ -108,8 +137,8 @@ class Evaluation:
         rotations = self.module.rotations()
         if rotations:
             tables[schema.ARTIFACT_ROTATIONS] = rotation_table({k: v.cpu().numpy() for k, v in rotations.items()})
-        if extras.images:
-            tables[schema.ARTIFACT_RECONSTRUCTIONS] = reconstruction_table(extras.images, labels)
+        if extras.translations:
+            tables[schema.ARTIFACT_RECONSTRUCTIONS] = reconstruction_table(extras.translations, labels, self.wav)
         if extras.texts:
             tables[schema.ARTIFACT_GENERATIONS] = generation_table(extras.texts, labels)
         return tables

@@ -13,7 +13,7 @@ import torch
 
 from mmray.data.shards import PreparedData
 from mmray.data.text import load_tokenizer
-from mmray.engine.evaluation import Evaluation, input_contents, load_eval_sets
+from mmray.engine.evaluation import Evaluation, input_contents, load_eval_sets, wav_writers
 from mmray.engine.params import TrainParams
 from mmray.engine.training import train_epoch
 from mmray.methods.base import Batch, Method
@@ -43,6 +43,7 @@ class EpochLoop:
         self.names = tuple(m.name for m in module.modalities)
         self.contents = input_contents(self.eval_sets, self.names) if evaluate else None
         self.tokenizer = functools.cache(lambda modality: load_tokenizer(prepared, modality))  # decoding only
+        self.wav = wav_writers(prepared)  # the artifacts' audio
         self.epochs_done = 0
 
     def state_dict(self) -> dict:
@@ -65,7 +66,8 @@ class EpochLoop:
             metrics["epoch_train_seconds"] = time.perf_counter() - started
             evaluation = None
             if self.eval_sets is not None:
-                evaluation = Evaluation(self.module, self.eval_sets, self.names, self.tokenizer, self.contents)
+                evaluation = Evaluation(self.module, self.eval_sets, self.names, self.tokenizer, self.contents,
+                                        self.wav)
                 metrics.update(evaluation.metrics)
             metrics["epoch"] = epoch
             metrics["epoch_seconds"] = time.perf_counter() - started

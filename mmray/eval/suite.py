@@ -2,8 +2,8 @@
 
 Each metric function takes the probe-training embeddings and the evaluated split's embeddings (plus, where the
 worker collected them, the split's `SplitExtras`: embeddings with a modality missing, generated texts,
-reconstructed images) and returns named values; their names and directions are listed in
-`mmray.results.schema`. A metric whose inputs are absent returns nothing.
+translations of one modality into another) and returns named values; their names and directions are listed
+in `mmray.results.schema`. A metric whose inputs are absent returns nothing.
 
 The caps below keep the cost of an epoch's evaluation small; the worker applies the row caps when it runs
 the model, the suite the others.
@@ -28,7 +28,7 @@ FUSED = "fused"
 RETRIEVAL_KS = (1, 5, 10)
 RETRIEVAL_QUERIES = 2000  # queries ranked per direction: a seeded subsample; the gallery stays whole
 ROBUSTNESS_EXAMPLES = 1000  # first rows of a split embedded once per missing modality
-GENERATION_EXAMPLES = 256  # first rows of a split whose text a method generates / whose images it reconstructs
+GENERATION_EXAMPLES = 256  # first rows of a split whose text a method generates / whose modalities it translates
 
 
 class ProbeSet:
@@ -57,8 +57,9 @@ class SplitExtras:
     without: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     # text modality -> (generated texts, reference texts) of the split's first rows
     texts: dict[str, tuple[list[str], list[str]]] = field(default_factory=dict)
-    # image modality -> (original images, reconstructions), both (N, C, H, W), of the split's first rows
-    images: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    # (source, target) -> (the target modality's inputs, what the method decoded from the source alone), both
+    # (N, *target shape), of the split's first rows; source == target: same-modal reconstruction
+    translations: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     # modality -> `content_ids` of its inputs, every row of the split: pair retrieval counts a repeated input
     # once (a modality left out is taken to have no repeats)
     contents: dict[str, np.ndarray] = field(default_factory=dict)
@@ -141,14 +142,19 @@ def missing_modality(x: EvalInputs) -> dict[str, float]:
 
 
 def generation(x: EvalInputs) -> dict[str, float]:
-    """BLEU, exact match and token accuracy of generated texts; SSIM of reconstructed images."""
+    """BLEU, exact match and token accuracy of generated texts; SSIM of each translation (an image or a log-mel
+    decoded from one modality) against the target modality's own input."""
     out = {}
     for modality, (generated, references) in x.extras.texts.items():
         out[f"bleu_{modality}"] = bleu(generated, references)
         out.update({f"{name}_{modality}": v for name, v in answer_scores(generated, references).items()})
-    for modality, (originals, reconstructions) in x.extras.images.items():
-        out[f"ssim_{modality}"] = ssim(originals, reconstructions)
+    for (source, target), (originals, decoded) in x.extras.translations.items():
+        out[ssim_name(source, target)] = ssim(originals, decoded)
     return out
+
+
+def ssim_name(source: str, target: str) -> str:
+    return f"ssim_{source}_to_{target}"
 
 
 METRICS: list[Callable[[EvalInputs], dict[str, float]]] = [
@@ -163,9 +169,9 @@ METRICS: list[Callable[[EvalInputs], dict[str, float]]] = [
 
 
 def metric_names(modalities: Sequence[str], generated_texts: Sequence[str] = (),
-                 reconstructed_images: Sequence[str] = ()) -> list[str]:
+                 translations: Sequence[tuple[str, str]] = ()) -> list[str]:
     """Every name METRICS can report, without running a model, for a method that embeds `modalities` and their
-    fusion, generates the texts of `generated_texts` and reconstructs the images of `reconstructed_images`
+    fusion, generates the texts of `generated_texts` and fills the (source, target) pairs of `translations`
     (with more than one modality the worker also embeds each one missing). A run may still lack a name whose
     data it lacks: clustering needs 2 <= classes < rows, the _yesno/_open subsets such references.
     tests/test_metrics.py keeps this list equal to what METRICS emits."""
@@ -184,7 +190,7 @@ def metric_names(modalities: Sequence[str], generated_texts: Sequence[str] = (),
     for m in generated_texts:
         names += [f"bleu_{m}", *(f"{score}{subset}_{m}" for score in ("exact_match", "token_acc")
                                  for subset in ("", "_yesno", "_open"))]
-    names += [f"ssim_{m}" for m in reconstructed_images]
+    names += [ssim_name(source, target) for source, target in translations]
     return names
 
 

@@ -89,12 +89,14 @@ class AECluster(Method):
         return z
 
     @classmethod
-    def reconstructed_images(cls, modalities) -> tuple[str, ...]:
-        return tuple(m.name for m in modalities if m.kind == "image")
+    def translations(cls, modalities) -> tuple[tuple[str, str], ...]:
+        """Same-modal only: each autoencoder reconstructs its own modality; the latent spaces are separate."""
+        return tuple((m.name, m.name) for m in modalities)
 
-    def reconstruct_images(self, batch: Batch) -> dict[str, torch.Tensor]:
-        return {m.name: self.decoders[m.name](self.encoders[m.name](batch[m.name]))
-                for m in self.modalities if m.kind == "image" and m.name in batch}
+    def translate(self, batch: Batch, source: str, target: str) -> torch.Tensor | None:
+        if source != target or source not in self.encoders or source not in batch:
+            return None
+        return self.decoders[source](self.encoders[source](batch[source]))
 
     def cluster_analysis(self, embeddings: dict[str, np.ndarray], labels: np.ndarray, seed: int = 0
                          ) -> ClusterAnalysis:

@@ -87,10 +87,12 @@ class Method(nn.Module):
         scores BLEU, exact match and token accuracy (mmray.eval.generation). Default: None."""
         return None
 
-    def reconstruct_images(self, batch: Batch) -> dict[str, torch.Tensor] | None:
-        """Reconstructions of the batch's image modalities: {image modality name: tensor shaped like
-        batch[name], on the same (standardised) scale}, scored by SSIM; a few are kept as per-trial artifacts.
-        Default: None."""
+    def translate(self, batch: Batch, source: str, target: str) -> torch.Tensor | None:
+        """Modality `target` decoded from modality `source` of the batch alone (source == target: same-modal
+        reconstruction): (B, *target shape) on target's standardised scale, computed without reading
+        batch[target] when source != target. None where the method cannot. The worker scores each pair of
+        `translations` by SSIM against batch[target] (mmray.eval.generation) and keeps a few as per-trial
+        artifacts (audio targets also as waveforms). Text targets are `generate_text`'s. Default: None."""
         return None
 
     # What the two hooks above fill on a benchmark with these modalities, known before a model is built, so a
@@ -102,8 +104,8 @@ class Method(nn.Module):
         return ()
 
     @classmethod
-    def reconstructed_images(cls, modalities: tuple[ModalitySpec, ...]) -> tuple[str, ...]:
-        """The image modalities `reconstruct_images` can return."""
+    def translations(cls, modalities: tuple[ModalitySpec, ...]) -> tuple[tuple[str, str], ...]:
+        """The (source, target) pairs `translate` fills on a benchmark with these modalities."""
         return ()
 
     def rotations(self) -> dict[str, torch.Tensor] | None:

@@ -11,7 +11,8 @@ token, so embeddings of incomplete examples come from the same network the train
 Losses: InfoNCE between the z's of each pair of modalities, cross-entropy of a classifier head on the fused
 embedding, and decoders from the fused embedding: MSE for images (and audio, off by default), next-token
 cross-entropy for text (pads ignored, but the one ending the sentence). The decoders also serve the optional
-evaluation hooks: images reconstructed from the fused embedding, text generated from the other modalities.
+evaluation hooks: an image (or audio) decoded from the fused embedding of one modality alone, e.g. an image
+from its caption, and text generated from the other modalities.
 """
 
 from __future__ import annotations
@@ -186,17 +187,21 @@ class Fusion(Method):
         return tuple(m.name for m in modalities if m.kind == "text")  # each one, while w_text > 0
 
     @classmethod
-    def reconstructed_images(cls, modalities) -> tuple[str, ...]:
-        return tuple(m.name for m in modalities if m.kind == "image")  # each one, while w_image > 0
+    def translations(cls, modalities) -> tuple[tuple[str, str], ...]:
+        """Each image or audio modality from each single modality (itself included: same-modal), e.g. an image
+        from its caption alone. Each one while its decoder's weight (w_image, w_audio; w_audio is 0 by
+        default) is above 0: `translate` returns None for a target without a decoder."""
+        return tuple((source.name, target.name) for target in modalities if target.kind in ("image", "audio")
+                     for source in modalities)
 
-    def reconstruct_images(self, batch: Batch) -> dict[str, torch.Tensor] | None:
-        """Each image modality decoded from the fused embedding of the batch."""
-        names = [m.name for m in self.modalities if m.kind == "image" and m.name in self.decoders and m.name in batch]
-        if not names:
+    def translate(self, batch: Batch, source: str, target: str) -> torch.Tensor | None:
+        """`target` decoded from the fused embedding of `source` alone: every other modality missing (the
+        learned missing token stands in for it, as for an incomplete example)."""
+        if (target not in self.decoders or isinstance(self.decoders[target], LSTMTextDecoder)
+                or source not in self.encoders or source not in batch):
             return None
-        tokens, valid, _, _ = self._encode(batch, None)
-        fused = self._fused(tokens, valid)
-        return {n: self.decoders[n](fused) for n in names}
+        tokens, valid, _, _ = self._encode({source: batch[source]}, None)
+        return self.decoders[target](self._fused(tokens, valid))
 
     def generate_text(self, batch: Batch) -> dict[str, torch.Tensor] | None:
         """Each text modality decoded greedily from the fused embedding of the batch without that modality

@@ -78,5 +78,17 @@ class Pavlov(Method):
         z["fused"] = torch.stack([F.normalize(v, dim=-1) for v in z.values()]).mean(0)
         return z
 
+    @classmethod
+    def translations(cls, modalities) -> tuple[tuple[str, str], ...]:
+        """Every (source, target) pair of its modalities: same-modal (a, a) and cross-modal (a, b)."""
+        return tuple(itertools.product([m.name for m in modalities], repeat=2))
+
+    def translate(self, batch: Batch, source: str, target: str) -> torch.Tensor | None:
+        """x̂_{source->target}: the source's latent decoded in the target modality (the losses' path)."""
+        names = {m.name for m in self.modalities}
+        if source not in names or target not in names or source not in batch:
+            return None
+        return self.reconstruct(self.latent(source, batch[source]), target)
+
     def rotations(self) -> dict[str, torch.Tensor]:
         return {m.name: self.rotation(m.name).detach() for m in self.modalities}

@@ -1,5 +1,5 @@
 """Per-trial artifacts: pictures stored as data (t-SNE maps, rotation matrices, sample reconstructions and
-generations), one Parquet table each under <results>/artifacts/<trial_id>/; names and columns in the schema.
+translations with their audio, generations), one Parquet table each under <results>/artifacts/<trial_id>/; names and columns in the schema.
 
     from mmray.results.artifacts import load_artifacts
     tables = load_artifacts("results/demo", trial_id)      # {"tsne": DataFrame, "rotations": DataFrame, ...}
@@ -9,6 +9,7 @@ generations), one Parquet table each under <results>/artifacts/<trial_id>/; name
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -18,7 +19,9 @@ from mmray.results import schema
 from mmray.results.io import ARTIFACTS_DIR, write_table
 from mmray.storage import Location
 
-SAMPLES = 8  # reconstructions and generations kept per modality
+SAMPLES = 8  # generations kept per text modality
+SAMPLES_PER_CLASS = 2  # examples of each class kept per translation
+WAV_PER_CLASS = 1  # ... of which heard: audio targets as WAV files (~16 kB a second at 8 kHz)
 
 
 def artifact_path(results_dir: str | os.PathLike, trial_id: str, name: str) -> Location:
@@ -56,17 +59,49 @@ def rotation_table(matrices: dict[str, np.ndarray]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def reconstruction_table(images: dict[str, tuple[np.ndarray, np.ndarray]], labels: np.ndarray,
-                         n: int = SAMPLES) -> pd.DataFrame:
-    """The first `n` (original, reconstruction) images of each modality, flattened, with their shape."""
+def per_class_rows(labels: np.ndarray, per_class: int) -> np.ndarray:
+    """The first `per_class` rows of each class, in row order."""
+    labels = np.asarray(labels)
+    seen: dict = {}
+    keep = []
+    for row, label in enumerate(labels.tolist()):
+        if seen.get(label, 0) < per_class:
+            seen[label] = seen.get(label, 0) + 1
+            keep.append(row)
+    return np.asarray(keep, dtype=np.int64)
+
+
+def reconstruction_table(translations: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]], labels: np.ndarray,
+                         wav: dict[str, Callable[[np.ndarray], bytes]] | None = None,
+                         per_class: int = SAMPLES_PER_CLASS, wav_per_class: int = WAV_PER_CLASS) -> pd.DataFrame:
+    """The first `per_class` examples of each class of every translation (source, target): the target's input
+    and the method's output, flattened, with their shape. `wav` maps an audio target modality to a function
+    making one of its arrays a WAV file; the first `wav_per_class` examples of each class get one (an input
+    heard through the same inversion as the output, so that the two compare)."""
     frames = []
-    for modality, (originals, reconstructions) in images.items():
-        rows = np.arange(min(n, len(originals)))
+    wav = wav or {}
+    heard: dict[tuple[str, int], bytes] = {}  # (target, row) -> the input's WAV, shared by every source
+    for (source, target), (originals, outputs) in translations.items():
+        rows = per_class_rows(np.asarray(labels)[:len(originals)], per_class)
+        audible = set(per_class_rows(np.asarray(labels)[:len(originals)], wav_per_class).tolist())
+        to_wav = wav.get(target)
+        original_wav, output_wav = [], []
+        for row in rows.tolist():
+            if to_wav is None or row not in audible:
+                original_wav.append(None)
+                output_wav.append(None)
+                continue
+            if (target, row) not in heard:
+                heard[target, row] = to_wav(originals[row])
+            original_wav.append(heard[target, row])
+            output_wav.append(to_wav(outputs[row]))
         frames.append(pd.DataFrame({
-            schema.MODALITY: modality, schema.EXAMPLE: rows, schema.LABEL: np.asarray(labels)[rows],
-            schema.SHAPE: [list(originals.shape[1:])] * len(rows),
+            schema.SOURCE: source, schema.TARGET: target, schema.EXAMPLE: rows,
+            schema.LABEL: np.asarray(labels)[rows], schema.SHAPE: [list(originals.shape[1:])] * len(rows),
             schema.ORIGINAL: [np.asarray(originals[i], np.float32).ravel() for i in rows],
-            schema.RECONSTRUCTION: [np.asarray(reconstructions[i], np.float32).ravel() for i in rows],
+            schema.RECONSTRUCTION: [np.asarray(outputs[i], np.float32).ravel() for i in rows],
+            schema.ORIGINAL_WAV: pd.Series(original_wav, dtype=object),
+            schema.RECONSTRUCTION_WAV: pd.Series(output_wav, dtype=object),
         }))
     return pd.concat(frames, ignore_index=True)
 

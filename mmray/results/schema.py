@@ -53,20 +53,28 @@ SPLITS = ("val", "test")
 # split, so a trial that ASHA stopped early has none.
 ARTIFACT_TSNE = "tsne"  # 2-D t-SNE of a seeded subset of 500 test examples, one map per embedding space
 ARTIFACT_ROTATIONS = "rotations"  # a method's per-modality rotation matrices (pavlov), long format
-ARTIFACT_RECONSTRUCTIONS = "reconstructions"  # a few test images and the method's reconstructions of them
+# a few test examples per class of each translation (source, target): the target modality's input beside what the
+# method decoded from the source alone (source == target: same-modal reconstruction); audio also as WAV files
+ARTIFACT_RECONSTRUCTIONS = "reconstructions"
 ARTIFACT_GENERATIONS = "generations"  # a few generated texts beside their references
 MODALITY = "modality"  # tsne: the embedding space (a modality or "fused"); others: the modality
 EXAMPLE = "example"  # row of the test split
 LABEL = "label"  # class index
 X, Y = "x", "y"  # t-SNE coordinates (each space is its own map: compare shapes, not positions, across maps)
 ROW, COL, VALUE = "row", "col", "value"  # matrix entry
-SHAPE = "shape"  # an image's (C, H, W)
-ORIGINAL, RECONSTRUCTION = "original", "reconstruction"  # flattened float images; reshape with SHAPE
+SOURCE, TARGET = "source", "target"  # a translation: modality `target` decoded from modality `source` alone
+SHAPE = "shape"  # an image's (C, H, W), a log-mel's (1, n_mels, frames)
+ORIGINAL, RECONSTRUCTION = "original", "reconstruction"  # flattened float arrays; reshape with SHAPE
+# audio targets: ORIGINAL and RECONSTRUCTION as mono 16-bit WAV files (bytes; the log-mel inverted by
+# mmray.data.audio.waveform_from_log_mel at the benchmark's sample rate), null for images and beyond the first
+# example of each class
+ORIGINAL_WAV, RECONSTRUCTION_WAV = "original_wav", "reconstruction_wav"
 GENERATED, REFERENCE = "generated", "reference"  # decoded texts
 ARTIFACT_COLUMNS = {
     ARTIFACT_TSNE: (MODALITY, EXAMPLE, LABEL, X, Y),
     ARTIFACT_ROTATIONS: (MODALITY, ROW, COL, VALUE),
-    ARTIFACT_RECONSTRUCTIONS: (MODALITY, EXAMPLE, LABEL, SHAPE, ORIGINAL, RECONSTRUCTION),
+    ARTIFACT_RECONSTRUCTIONS: (SOURCE, TARGET, EXAMPLE, LABEL, SHAPE, ORIGINAL, RECONSTRUCTION, ORIGINAL_WAV,
+                               RECONSTRUCTION_WAV),
     ARTIFACT_GENERATIONS: (MODALITY, EXAMPLE, LABEL, GENERATED, REFERENCE),
 }
 
@@ -123,9 +131,14 @@ METRICS = (
     MetricInfo(r"exact_match(?P<subset>_yesno|_open)?_(?P<m>\w+)", True,
                "share of generated texts m equal to the reference after normalisation (lower case, no "
                "punctuation); _yesno / _open as for token_acc (first 256 rows)"),
+    MetricInfo(r"ssim_(?P<a>\w+)_to_(?P<b>\w+)", True,
+               "structural similarity (scikit-image, <=1) of modality b (an image or a log-mel spectrogram) as the "
+               "method decodes it from modality a alone to b's own input: a = b same-modal reconstruction, a != b "
+               "cross-modal (b not read; AV-MNIST pairs share only a label, so cross-modal is far below "
+               "same-modal) (first 256 rows)"),
     MetricInfo(r"ssim_(?P<m>\w+)", True,
-               "structural similarity (scikit-image, <=1) of reconstructed image modality m to the original "
-               "(first 256 rows)"),
+               "results written before ssim_<a>_to_<b>: SSIM of image modality m reconstructed from every "
+               "modality of the example (first 256 rows)"),
 )
 # Every "train/<name>" column is a term the method's `losses` returned, averaged over the epoch's batches.
 TRAIN_TERM = MetricInfo(r".+", False, "training loss term reported by the method (epoch mean)")
