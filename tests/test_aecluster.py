@@ -31,10 +31,12 @@ def test_embed_works_with_a_modality_missing(encoder):
     with torch.no_grad():
         full = model.embed(batch)
         image_only = model.embed({"image": batch["image"], "label": batch["label"]})
-    assert set(full) == {"image", "audio", "fused"} and full["fused"].shape == (6, 8)
-    assert set(image_only) == {"image", "fused"}
-    # the fused vector of one modality is that modality's normalised latent
-    assert torch.allclose(image_only["fused"], torch.nn.functional.normalize(full["image"], dim=-1), atol=1e-6)
+    assert set(full) == {"image", "audio", "fused"} and full["fused"].shape == (6, 16)
+    assert set(image_only) == {"image", "fused"} and image_only["fused"].shape == (6, 16)
+    # the fused vector is the joint one: each normalised latent in its place, zeros for a missing modality
+    normalised = torch.nn.functional.normalize(full["image"], dim=-1)
+    assert torch.allclose(full["fused"][:, :8], normalised, atol=1e-6)
+    assert torch.allclose(image_only["fused"], torch.cat([normalised, torch.zeros(6, 8)], dim=1), atol=1e-6)
     with pytest.raises(ValueError, match="holds none of the modalities"):
         model.embed({"label": batch["label"]})
 
@@ -54,6 +56,23 @@ def test_losses_weigh_each_kind_and_align_only_when_asked():
             assert aligned.translate(batch, name, name).shape == batch[name].shape
         assert aligned.translate(batch, "image", "audio") is None  # separate autoencoders: same-modal only
     assert AECluster.translations(AVMNIST) == (("image", "image"), ("audio", "audio"))
+
+
+def test_each_modality_kind_has_its_own_latent_size():
+    torch.manual_seed(0)
+    batch = _batch()
+    model = AECluster(AVMNIST, 10, AEClusterParams(encoder_width=8)).eval()  # the seed's sizes: 16 and 32
+    with torch.no_grad():
+        z = model.embed(batch)
+        assert (z["image"].shape, z["audio"].shape, z["fused"].shape) == ((6, 16), (6, 32), (6, 48))
+        for name in ("image", "audio"):
+            assert model.translate(batch, name, name).shape == batch[name].shape
+    # separate latents of two sizes cannot be compared pair by pair: no alignment term, and none allowed
+    assert set(model.losses(batch)) == {"loss", "recon_image", "recon_audio"}
+    with pytest.raises(ValueError, match="needs one latent size: set latent_dim"):
+        AEClusterParams(w_align=0.1)
+    assert AEClusterParams(w_align=0.1, latent_dim=8).latent_size("audio") == 8  # latent_dim overrides both
+    assert AEClusterParams(latent_dim_image=10, latent_dim_audio=10, w_align=0.1).latent_size("image") == 10
 
 
 def test_text_modalities_are_refused_and_k_defaults_to_the_classes():

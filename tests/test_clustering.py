@@ -6,15 +6,18 @@ import numpy as np
 import pytest
 
 from mmray.eval.clustering import (
+    ClusterAnalysis,
     cluster_analysis,
     cluster_majority,
     cluster_relationship,
+    cluster_tables,
     clustering_scores,
     joint_embedding,
     kmeans_assignments,
     silhouette,
     zones,
 )
+from mmray.results import schema
 
 
 def blobs(k: int = 4, per_cluster: int = 50, dim: int = 8, spread: float = 0.05, seed: int = 0):
@@ -106,6 +109,26 @@ def test_hungarian_is_one_to_one_and_best_match_is_not():
         zones(a, b, 2, 2, matching="greedy")
 
 
+def test_relations_one_to_one_one_to_many_many_to_one_and_none():
+    # a's cluster 0 -> b's 0 alone; a's 1 splits over b's 1 and 2; a's 2 and 3 both go to b's 3 (b merges them);
+    # a's 4 spreads thinly over everything; a's 5 is empty
+    counts = np.array([[10, 0, 0, 0, 0], [0, 5, 5, 0, 0], [0, 0, 0, 8, 0], [1, 0, 0, 6, 0], [2, 2, 2, 2, 2],
+                       [0, 0, 0, 0, 0]])
+    rows, columns = np.indices(counts.shape)
+    a = np.repeat(rows.ravel(), counts.ravel())
+    b = np.repeat(columns.ravel(), counts.ravel())
+    table = cluster_relationship(a, b, 6, 5)
+    np.testing.assert_array_equal(table.counts, counts)
+    assert [list(p) for p in table.partners()] == [[0], [1, 2], [3], [3], [], []]
+    assert table.relations() == ["one-to-one", "one-to-many", "many-to-one", "many-to-one", "none", "none"]
+    # seen from b: its 1 and 2 both come from a's 1 (b splits what a merges), its 3 from a's 2 and 3, its 4
+    # from a's thinly spread cluster alone
+    assert table.transpose().relations() == ["one-to-one", "many-to-one", "many-to-one", "one-to-many",
+                                             "one-to-one"]
+    assert table.relations(share=0.5) == ["one-to-one", "one-to-many", "many-to-one", "many-to-one", "none",
+                                          "none"]
+
+
 def test_joint_embedding_weighs_modalities_equally():
     rng = np.random.default_rng(0)
     big, small = 1000.0 * rng.standard_normal((10, 3)), 0.001 * rng.standard_normal((10, 5))
@@ -133,3 +156,30 @@ def test_cluster_analysis_of_two_modalities():
     assert z.convergence + z.divergence == pytest.approx(1.0)
     assert 0.5 < z.convergence < 1.0  # class 0 agrees; classes 1 and 2 share one audio region
     assert result.relationships[("image", "audio")].counts.sum() == len(labels)
+
+
+def test_cluster_tables_are_the_analysis_as_artifact_tables():
+    labels = np.repeat(np.arange(3), 4)
+    image = labels.copy()  # image clusters follow the label
+    audio = np.array([0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 2])  # audio merges labels 1 and 2
+    analysis = ClusterAnalysis(3, {"image": image, "audio": audio}, {},
+                               {("image", "audio"): cluster_relationship(image, audio, 3, 3)},
+                               {("image", "audio"): zones(image, audio, 3, 3)})
+    tables = cluster_tables(analysis, labels)
+    assert {name: tuple(t.columns) for name, t in tables.items()} == {
+        name: schema.ARTIFACT_COLUMNS[name] for name in (schema.ARTIFACT_CLUSTER_RELATIONSHIPS,
+                                                         schema.ARTIFACT_CLUSTER_RELATIONS,
+                                                         schema.ARTIFACT_CLUSTER_ZONES)}
+    table = tables[schema.ARTIFACT_CLUSTER_RELATIONSHIPS]
+    counts = table.pivot(index=schema.CLUSTER_A, columns=schema.CLUSTER_B, values=schema.COUNT).to_numpy()
+    np.testing.assert_array_equal(counts, [[4, 0, 0], [0, 4, 0], [0, 3, 1]])
+    assert table.groupby(schema.CLUSTER_B)[schema.LABEL_B].first().tolist() == [0, 1, 2]  # commonest labels
+    relations = tables[schema.ARTIFACT_CLUSTER_RELATIONS].set_index([schema.MODALITY_A, schema.CLUSTER_A])
+    assert relations.loc[("image", 1), schema.RELATION] == "many-to-one"  # image 1 and 2 share audio 1
+    assert list(relations.loc[("image", 2), schema.PARTNERS]) == [1]
+    assert list(relations.loc[("image", 2), schema.SHARES]) == [0.75]
+    assert relations.loc[("audio", 1), schema.RELATION] == "one-to-many"  # audio 1 splits over image 1 and 2
+    assert relations.loc[("audio", 0), schema.RELATION] == "one-to-one"
+    zone = tables[schema.ARTIFACT_CLUSTER_ZONES]
+    assert zone[schema.CONVERGENT].tolist() == [True] * 8 + [False] * 3 + [True]  # image 2 is matched to audio 2
+    assert zone[schema.MATCHED].tolist() == [0] * 4 + [1] * 4 + [2] * 4

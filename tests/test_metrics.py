@@ -321,6 +321,35 @@ def test_ssim_of_identical_and_noisy_images():
         ssim(smooth, smooth[:2])
 
 
+@pytest.mark.parametrize("shape", [(5, 1, 28, 28), (4, 3, 16, 16), (3, 1, 40, 40), (6, 12, 12), (2, 1, 6, 9)])
+def test_ssim_is_scikit_images_per_image_mean(shape):
+    # the batched computation gives what structural_similarity gives image by image (channels averaged), for
+    # MNIST-sized images, RGB, AV-MNIST log-mels, (N, H, W) and a window shrunk to fit
+    from skimage.metrics import structural_similarity
+
+    rng = np.random.default_rng(1)
+    x = np.cumsum(rng.standard_normal(shape), axis=-1)
+    y = x + rng.standard_normal(shape)
+    side = min(shape[-2:])
+    window = min(7, side if side % 2 else side - 1)
+    expected = np.mean([structural_similarity(a, b, data_range=x.max() - x.min(), win_size=window,
+                                              channel_axis=0 if x.ndim == 4 else None) for a, b in zip(x, y)])
+    assert ssim(x, y) == pytest.approx(expected, abs=1e-12)
+
+
+def test_same_modal_ssim_beats_cross_modal_on_hand_made_translations():
+    # a same-modal reconstruction keeps the example's own strokes; a cross-modal translation that only knows the
+    # class gives the class's mean shape: both are scored against the target's own input
+    rng = np.random.default_rng(2)
+    prototypes = np.cumsum(np.cumsum(rng.standard_normal((3, 1, 16, 16)), axis=2), axis=3)
+    labels = np.repeat(np.arange(3), 4)
+    inputs = prototypes[labels] + 2.0 * np.cumsum(rng.standard_normal((12, 1, 16, 16)), axis=3)
+    same = inputs + 0.1 * rng.standard_normal(inputs.shape)
+    cross = prototypes[labels]
+    unrelated = prototypes[(labels + 1) % 3]
+    assert ssim(inputs, same) > 0.9 > ssim(inputs, cross) > ssim(inputs, unrelated)
+
+
 # --- missing-modality embeddings, t-SNE maps and artifacts -----------------------------------------------------
 
 MODALITY_SPECS = (ModalitySpec("image", "image", (1, 8, 8)), ModalitySpec("audio", "audio", (1, 8, 8)))
@@ -350,6 +379,7 @@ def test_tsne_table_keeps_clusters_apart():
     table = tsne_table(spaces, labels, n=60, seed=1)
     assert tuple(table.columns) == schema.ARTIFACT_COLUMNS[schema.ARTIFACT_TSNE]
     assert len(table) == 120 and set(table[schema.MODALITY]) == {"image", "fused"}
+    assert (table[schema.MAP] == table[schema.MODALITY]).all()  # no shared map asked for
     image, fused = (table[table[schema.MODALITY] == s] for s in ("image", "fused"))
     assert (image[schema.EXAMPLE].to_numpy() == fused[schema.EXAMPLE].to_numpy()).all()  # one subset for all
     assert (image[schema.LABEL].to_numpy() == labels[image[schema.EXAMPLE]]).all()
@@ -359,13 +389,30 @@ def test_tsne_table_keeps_clusters_apart():
     assert (image[schema.LABEL].to_numpy()[distances.argmin(1)] == image[schema.LABEL].to_numpy()).mean() > 0.95
 
 
+def test_tsne_table_puts_every_modality_in_one_shared_map():
+    # aligned modalities: an image and the audio of its class land together in the shared map
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(3), 30)
+    centres = 5.0 * np.eye(3, 8)
+    spaces = {m: centres[labels] + 0.1 * rng.standard_normal((90, 8)) for m in ("image", "audio")}
+    table = tsne_table(spaces, labels, n=60, seed=0, shared=("image", "audio"))
+    shared = table[table[schema.MAP] == schema.SHARED_MAP]
+    assert len(table) == 4 * 60 and len(shared) == 2 * 60 and set(shared[schema.MODALITY]) == {"image", "audio"}
+    image, audio = (shared[shared[schema.MODALITY] == m] for m in ("image", "audio"))
+    assert (image[schema.EXAMPLE].to_numpy() == audio[schema.EXAMPLE].to_numpy()).all()
+    # the nearest audio point of each image point has the image's label
+    distances = np.linalg.norm(image[[schema.X, schema.Y]].to_numpy()[:, None]
+                               - audio[[schema.X, schema.Y]].to_numpy()[None], axis=2)
+    assert (audio[schema.LABEL].to_numpy()[distances.argmin(1)] == image[schema.LABEL].to_numpy()).mean() > 0.95
+
+
 def test_artifacts_round_trip(tmp_path):
     rotation = np.array([[0.0, -1.0], [1.0, 0.0]])
     images = np.arange(2 * 4, dtype=np.float32).reshape(2, 1, 2, 2)
     tables = {
         schema.ARTIFACT_ROTATIONS: rotation_table({"image": rotation, "audio": np.eye(2)}),
         schema.ARTIFACT_RECONSTRUCTIONS: reconstruction_table({("image", "image"): (images, images + 1)},
-                                                              np.array([4, 5])),
+                                                              np.array([4, 5]), {"image": "image"}),
         schema.ARTIFACT_GENERATIONS: generation_table({"answer": (["yes", "no"], ["yes", "yes"])}, np.array([1, 0]),
                                                       n=1),
     }
@@ -385,6 +432,19 @@ def test_artifacts_round_trip(tmp_path):
         {"modality": "answer", "example": 0, "label": 1, "generated": "yes", "reference": "yes"}]
     with pytest.raises(ValueError, match="columns"):
         write_artifacts(tmp_path, "t1", {schema.ARTIFACT_TSNE: pd.DataFrame({"x": [1.0]})})
+
+
+def test_spaces_of_different_sizes_are_not_compared_coordinate_by_coordinate():
+    # aecluster's separate latents (image 16, audio 32 by default): transfer, retrieval and alignment have no
+    # common coordinates; everything scored within one space still is
+    train, train_labels, test, test_labels = make_inputs(permute_audio=False)
+    for d in (train, test):
+        d["audio"] = np.concatenate([d["audio"], d["audio"]], axis=1)
+        d["fused"] = np.concatenate([l2_normalize(d["image"]), l2_normalize(d["audio"])], axis=1)
+    results = evaluate(train, train_labels, test, test_labels, ("image", "audio"))
+    assert not [k for k in results if k.startswith(("transfer_", "recall@", "map_", "pair_", "alignment_"))]
+    assert results["image_acc"] > 0.95 and results["audio_acc"] > 0.95 and results["fused_acc"] > 0.95
+    assert {"uniformity_audio", "nmi_fused"} <= set(results)
 
 
 def test_evaluate_without_fused():
@@ -419,8 +479,9 @@ def test_reconstruction_table_keeps_a_few_per_class_and_hears_audio_targets():
         return b"RIFF" + bytes([len(heard)])
 
     table = reconstruction_table({("image", "audio"): (audio, audio + 1), ("audio", "audio"): (audio, audio * 2),
-                                  ("audio", "image"): (images, images)}, labels, {"audio": to_wav},
-                                 per_class=2, wav_per_class=1)
+                                  ("caption", "image"): (images, images)}, labels,
+                                 {"image": "image", "audio": "audio"}, {"audio": to_wav},
+                                 {"caption": [f"a {d}" for d in labels]}, per_class=2, wav_per_class=1)
     assert tuple(table.columns) == schema.ARTIFACT_COLUMNS[schema.ARTIFACT_RECONSTRUCTIONS]
     cross = table[(table[schema.SOURCE] == "image") & (table[schema.TARGET] == "audio")]
     assert cross[schema.EXAMPLE].tolist() == [0, 1, 2, 4, 5, 7]  # the first two rows of each class
@@ -430,4 +491,8 @@ def test_reconstruction_table_keeps_a_few_per_class_and_hears_audio_targets():
     # each input is inverted once, shared by the translations into its modality; each output once
     assert same[schema.ORIGINAL_WAV].tolist()[:3] == cross[schema.ORIGINAL_WAV].tolist()[:3]
     assert len(heard) == 3 + 3 + 3
-    assert table[table[schema.TARGET] == "image"][schema.ORIGINAL_WAV].isna().all()
+    drawn = table[table[schema.TARGET] == "image"]
+    assert drawn[schema.ORIGINAL_WAV].isna().all() and (drawn[schema.KIND] == "image").all()
+    # an image drawn from a caption keeps the caption; other sources have no text
+    assert drawn[schema.SOURCE_TEXT].tolist() == ["a 0", "a 1", "a 0", "a 2", "a 1", "a 2"]
+    assert cross[schema.SOURCE_TEXT].isna().all()

@@ -37,6 +37,12 @@ def test_every_section_has_content(report):
     assert "0.0" in page and " ± " in page  # mean ± interval over three seeds
     assert page.count("mmrayFigure('fig-") >= 2 * 2 * 3  # curves, parallel coordinates, t-SNE per method
     assert '"type":"parcoords"' in page and '"type":"heatmap"' in page
+    # what the models show: pictures and audio players of their translations, the relationship heatmap and
+    # tables, generated text beside its reference, the shared t-SNE map with a marker per modality
+    assert page.count("<audio controls") >= 2 and "src='data:audio/wav;base64," in page
+    assert "src='data:image/png;base64," in page and "from audio" in page and "(same-modal)" in page
+    assert page.count("class='relationship'") >= 2 * 2 and "one-to-one" in page and "Convergence zone" in page
+    assert "a digit" in page and '"symbol":"diamond"' in page
     assert not re.search(r"""src=["']https?://""", page)  # nothing to fetch: opens offline
 
 
@@ -67,8 +73,10 @@ def chromium() -> str | None:
 
 
 # Injected before the page's own scripts: uncaught errors, rejected promises and console.error calls are
-# echoed as tagged console.log lines, which Chromium writes to stderr with --enable-logging=stderr; after
-# the page settles, the number of drawn plots is logged the same way.
+# echoed as tagged console.log lines, which Chromium writes to stderr with --enable-logging=stderr. After
+# load, the first relationship heatmap is scrolled into view (figures are drawn as they near the screen) and
+# the first audio player asked for its length; then the drawn heatmap cells, the players and their length, and
+# (back at the top) the number of drawn plots are logged the same way.
 PROBE = """<script>
 (function () {
   var tag = function (kind, text) { console.log('MMRAY-' + kind + ' ' + text); };
@@ -77,7 +85,16 @@ PROBE = """<script>
   var error = console.error;
   console.error = function () { tag('ERROR', Array.from(arguments).join(' ')); error.apply(console, arguments); };
   window.addEventListener('load', function () {
-    setTimeout(function () { tag('PLOTS', document.querySelectorAll('.js-plotly-plot').length); }, 3000);
+    var players = document.querySelectorAll('audio');
+    if (players.length) { players[0].load(); }
+    var heatmap = document.querySelector('.relationship');
+    if (heatmap) { heatmap.scrollIntoView(); }
+    setTimeout(function () {
+      tag('HEATMAP', document.querySelectorAll('.relationship .js-plotly-plot .hm').length);
+      tag('AUDIO', players.length + ' ' + (players.length ? players[0].duration : 0));
+      window.scrollTo(0, 0);
+    }, 2000);
+    setTimeout(function () { tag('PLOTS', document.querySelectorAll('.js-plotly-plot').length); }, 4000);
   });
 })();
 </script>"""
@@ -108,6 +125,13 @@ def test_report_draws_in_headless_chromium(report, tmp_path):
     assert not errors, "\n".join(errors)
     plots = [int(m.group(1)) for m in re.finditer(r"MMRAY-PLOTS (\d+)", log)]
     assert plots and plots[-1] >= 1, f"no plot was drawn: {console[-20:]}"
+    # the cluster relationship heatmap is drawn, and the translations' audio plays: a WAV of the synthetic
+    # tone, 0.25 s long
+    heatmaps = [int(m.group(1)) for m in re.finditer(r"MMRAY-HEATMAP (\d+)", log)]
+    assert heatmaps and heatmaps[-1] >= 1, f"no relationship heatmap was drawn: {console[-20:]}"
+    audio = re.findall(r"MMRAY-AUDIO (\d+) ([\d.]+|NaN)", log)
+    assert audio and int(audio[-1][0]) >= 1, f"no audio player: {console[-20:]}"
+    assert audio[-1][1] != "NaN" and float(audio[-1][1]) == pytest.approx(0.25, abs=0.01), audio
     pixels = np.asarray(Image.open(shot).convert("L"), dtype=float)
     assert pixels.std() > 20, "the screenshot is (nearly) blank"
     assert (pixels < 200).mean() > 0.01  # text, tables and plot lines, not just a white page

@@ -110,10 +110,16 @@ def test_finished_trials_store_their_pictures_as_data(synthetic_sweep):
     assert len(completed) >= 1  # ASHA keeps at least the first trial to its last epoch
     for trial_id in completed[schema.TRIAL_ID]:
         tables = load_artifacts(out, trial_id)
-        assert set(tables) == {schema.ARTIFACT_TSNE, schema.ARTIFACT_ROTATIONS}  # pavlov neither generates
+        assert set(tables) == {schema.ARTIFACT_TSNE, schema.ARTIFACT_ROTATIONS, schema.ARTIFACT_RECONSTRUCTIONS,
+                               schema.ARTIFACT_CLUSTER_RELATIONSHIPS, schema.ARTIFACT_CLUSTER_RELATIONS,
+                               schema.ARTIFACT_CLUSTER_ZONES}  # pavlov generates no text
         tsne = tables[schema.ARTIFACT_TSNE]
-        assert set(tsne[schema.MODALITY]) == {"image", "audio", "fused"}
-        assert len(tsne) == 3 * TINY_SYNTHETIC["n_test"]  # fewer than 500 test pairs: all of them
+        assert set(tsne[schema.MAP]) == {"image", "audio", "fused", schema.SHARED_MAP}
+        assert len(tsne) == 5 * TINY_SYNTHETIC["n_test"]  # fewer than 500 test pairs: all of them
+        pairs = tables[schema.ARTIFACT_RECONSTRUCTIONS].groupby([schema.SOURCE, schema.TARGET]).size()
+        assert set(pairs.index) == {(a, b) for a in ("image", "audio") for b in ("image", "audio")}
+        assert tables[schema.ARTIFACT_RECONSTRUCTIONS][schema.ORIGINAL_WAV].isna().all()  # synthetic-av: no sound
+        assert len(tables[schema.ARTIFACT_CLUSTER_ZONES]) == TINY_SYNTHETIC["n_test"]
         assert tsne[[schema.X, schema.Y]].notna().all().all()
         rotations = tables[schema.ARTIFACT_ROTATIONS]
         latent = int(trials.set_index(schema.TRIAL_ID).loc[trial_id, "config/method/latent_dim"])

@@ -18,6 +18,7 @@ from mmray.engine.batching import tensor_batches
 from mmray.engine.params import TrainParams
 from mmray.engine.training import embed_all, embed_missing
 from mmray.eval import ProbeSet, SplitExtras, evaluate_splits
+from mmray.eval.clustering import cluster_analysis, cluster_tables
 from mmray.eval.retrieval import content_ids
 from mmray.eval.suite import GENERATION_EXAMPLES, ROBUSTNESS_EXAMPLES
 from mmray.eval.tsne import tsne_table
@@ -71,13 +72,15 @@ def first_rows(batches: Sequence[Batch], n: int) -> list[Batch]:
 @torch.no_grad()
 def generations(module: Method, batches: Sequence[Batch], tokenizer: Tokenizers) -> tuple[dict, dict]:
     """What the method's optional hooks produce for `batches`: {text modality: (generated, reference texts)},
-    both decoded by `tokenizer(modality)`, and {(source, target): (the target's inputs, its translations)} of
-    each pair the method declares (`Method.translations`) and fills. A cross-modal translation is asked of a
-    batch without its target, so it cannot read it."""
+    both decoded by `tokenizer(modality)`, {(source, target): (the target's inputs, its translations)} of
+    each pair the method declares (`Method.translations`) and fills, and {text modality translated from: its
+    decoded inputs}. A cross-modal translation is asked of a batch without its target, so it cannot read it."""
     module.eval()
     texts: dict[str, tuple[list[str], list[str]]] = {}
     translated: dict[tuple[str, str], tuple[list, list]] = {}
+    source_texts: dict[str, list[str]] = {}
     pairs = module.translations(module.modalities)
+    text_sources = {m.name for m in module.modalities if m.kind == "text"} & {source for source, _ in pairs}
     for batch in batches:
         for name, ids in (module.generate_text(batch) or {}).items():
             generated, references = texts.setdefault(name, ([], []))
@@ -93,7 +96,10 @@ def generations(module: Method, batches: Sequence[Batch], tokenizer: Tokenizers)
             originals, outputs = translated.setdefault((source, target), ([], []))
             originals.append(batch[target].cpu().numpy())
             outputs.append(output.float().cpu().numpy())
-    return texts, {pair: (np.concatenate(o), np.concatenate(r)) for pair, (o, r) in translated.items()}
+        for name in text_sources & set(batch):
+            source_texts.setdefault(name, []).extend(tokenizer(name).decode(batch[name].cpu().numpy()))
+    return (texts, {pair: (np.concatenate(o), np.concatenate(r)) for pair, (o, r) in translated.items()},
+            source_texts)
 
 
 def input_contents(eval_sets: dict[str, Sequence[Batch]], names: tuple[str, ...]) -> dict[str, dict]:
@@ -133,12 +139,21 @@ class Evaluation:
         """The trial's pictures as data, from the test split (written by the caller, see mmray.results.artifacts)."""
         embeddings, labels = self.embedded["test"]
         extras = self.extras["test"]
-        tables = {schema.ARTIFACT_TSNE: tsne_table(embeddings, labels)}
+        modalities = [m for m in self.module.modalities if m.name in embeddings]
+        sizes = {embeddings[m.name].shape[1:] for m in modalities}
+        shared = [m.name for m in modalities] if len(sizes) == 1 else []  # one space to put them all in
+        tables = {schema.ARTIFACT_TSNE: tsne_table(embeddings, labels, shared=shared)}
+        k = self.module.n_clusters
+        if len(modalities) > 1 and 2 <= k <= len(labels):
+            analysis = cluster_analysis({m.name: embeddings[m.name] for m in modalities}, labels, k)
+            tables.update(cluster_tables(analysis, labels))
         rotations = self.module.rotations()
         if rotations:
             tables[schema.ARTIFACT_ROTATIONS] = rotation_table({k: v.cpu().numpy() for k, v in rotations.items()})
         if extras.translations:
-            tables[schema.ARTIFACT_RECONSTRUCTIONS] = reconstruction_table(extras.translations, labels, self.wav)
+            kinds = {m.name: m.kind for m in self.module.modalities}
+            tables[schema.ARTIFACT_RECONSTRUCTIONS] = reconstruction_table(extras.translations, labels, kinds,
+                                                                           self.wav, extras.source_texts)
         if extras.texts:
             tables[schema.ARTIFACT_GENERATIONS] = generation_table(extras.texts, labels)
         return tables

@@ -3,11 +3,13 @@
 - `clustering_scores`: k-means on one embedding, scored against the labels (NMI, ARI) and on its own
   geometry (silhouette).
 - `cluster_relationship`: the cross-modal relationship table, modality a's clusters (rows) against modality
-  b's (columns), as counts, row fractions and each row's best match.
+  b's (columns), as counts, row fractions and each row's best match; its relations: each of a's clusters is
+  one-to-one, one-to-many or many-to-one with b's clusters (or has no clear partner).
 - `zones`: after matching a's clusters to b's (Hungarian, one-to-one; or each row's best match), the
   convergence zone is the examples whose two assignments agree, the divergence zone those that disagree.
 - `joint_embedding`: the modalities' L2-normalised latents side by side, for one joint k-means.
-- `cluster_analysis`: all of the above for a dict of per-modality embeddings.
+- `cluster_analysis`: all of the above for a dict of per-modality embeddings; `cluster_tables` makes it the
+  per-trial artifact tables (mmray.results.schema).
 """
 
 from __future__ import annotations
@@ -22,6 +24,10 @@ from scipy.optimize import linear_sum_assignment
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score, silhouette_score
 
+from mmray.results import schema
+
+RELATION_SHARE = 0.3  # a cluster's partner in the other modality holds at least this share of it
+RELATIONS = ("one-to-one", "one-to-many", "many-to-one", "none")
 SILHOUETTE_MAX_POINTS = 2000  # silhouette is O(n^2): scored on a seeded subsample of at most this many rows
 KMEANS_INITS = 4  # k-means++ restarts; the best inertia wins
 
@@ -92,6 +98,26 @@ class Relationship:
     def best_match(self) -> np.ndarray:
         """b's cluster holding most of each a cluster (-1 for an empty a cluster)."""
         return np.where(self.counts.sum(1) > 0, self.counts.argmax(1), -1)
+
+    def transpose(self) -> Relationship:
+        """The same table seen from b: b's clusters (rows) against a's."""
+        return Relationship(self.counts.T.copy())
+
+    def partners(self, share: float = RELATION_SHARE) -> list[np.ndarray]:
+        """For each a cluster, the b clusters holding at least `share` of its examples (most first)."""
+        fractions = self.fractions
+        return [np.array([j for j in np.argsort(-row, kind="stable") if row[j] >= share], np.int64)
+                for row in fractions]
+
+    def relations(self, share: float = RELATION_SHARE) -> list[str]:
+        """How each a cluster relates to b's clusters (a partner holds at least `share` of a cluster):
+        "one-to-one" (one partner, partner of no other a cluster), "one-to-many" (the cluster splits over
+        several b clusters), "many-to-one" (one partner, which is also another a cluster's partner: b merges
+        them) or "none" (no b cluster holds `share` of it, or it is empty)."""
+        partners = self.partners(share)
+        taken = np.bincount(np.concatenate([*partners, np.zeros(0, np.int64)]), minlength=self.counts.shape[1])
+        return ["none" if len(p) == 0 else "one-to-many" if len(p) > 1 else
+                "one-to-one" if taken[p[0]] == 1 else "many-to-one" for p in partners]
 
     def to_frame(self, row_names=None, column_names=None) -> pd.DataFrame:
         """Row fractions with each row's size, best match and the fraction of the row that match holds."""
@@ -206,3 +232,40 @@ def cluster_analysis(embeddings_by_modality: dict[str, np.ndarray], labels: np.n
         {(a, b): cluster_relationship(assignments[a], assignments[b], k, k) for a, b in pairs},
         {(a, b): zones(assignments[a], assignments[b], k, k) for a, b in pairs},
     )
+
+
+def cluster_tables(analysis: ClusterAnalysis, labels: np.ndarray, share: float = RELATION_SHARE
+                   ) -> dict[str, pd.DataFrame]:
+    """The analysis of every pair (a, b) as the schema's three artifact tables: the relationship table (a's
+    clusters x b's, long format), each cluster's relation to the other modality's clusters (from a and from
+    b) and every example's zone. Clusters carry their commonest label, to be named by it."""
+    labels = np.asarray(labels, dtype=np.int64)
+    k = analysis.k
+    named = {m: cluster_majority(assignments, labels, k) for m, assignments in analysis.assignments.items()}
+    relationships, relations, zone_rows = [], [], []
+    for (a, b), table in analysis.relationships.items():
+        rows, columns = np.indices(table.counts.shape)
+        relationships.append(pd.DataFrame({
+            schema.MODALITY_A: a, schema.MODALITY_B: b, schema.CLUSTER_A: rows.ravel(),
+            schema.LABEL_A: named[a][rows.ravel()], schema.CLUSTER_B: columns.ravel(),
+            schema.LABEL_B: named[b][columns.ravel()], schema.COUNT: table.counts.ravel(),
+            schema.FRACTION: table.fractions.ravel()}))
+        for first, second, seen in ((a, b, table), (b, a, table.transpose())):
+            partners = seen.partners(share)
+            relations.append(pd.DataFrame({
+                schema.MODALITY_A: first, schema.MODALITY_B: second, schema.CLUSTER_A: np.arange(k),
+                schema.LABEL_A: named[first], schema.SIZE: seen.counts.sum(1),
+                schema.PARTNERS: [p.tolist() for p in partners],
+                schema.SHARES: [seen.fractions[i, p].tolist() for i, p in enumerate(partners)],
+                schema.RELATION: seen.relations(share)}))
+        zone = analysis.zones[a, b]
+        assign_a, assign_b = analysis.assignments[a], analysis.assignments[b]
+        zone_rows.append(pd.DataFrame({
+            schema.MODALITY_A: a, schema.MODALITY_B: b, schema.EXAMPLE: np.arange(len(labels)),
+            schema.LABEL: labels, schema.CLUSTER_A: assign_a, schema.CLUSTER_B: assign_b,
+            schema.MATCHED: zone.mapping[assign_a], schema.CONVERGENT: zone.agree}))
+    if not relationships:
+        return {}
+    return {schema.ARTIFACT_CLUSTER_RELATIONSHIPS: pd.concat(relationships, ignore_index=True),
+            schema.ARTIFACT_CLUSTER_RELATIONS: pd.concat(relations, ignore_index=True),
+            schema.ARTIFACT_CLUSTER_ZONES: pd.concat(zone_rows, ignore_index=True)}

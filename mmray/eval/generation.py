@@ -3,7 +3,8 @@
 - `bleu`: corpus BLEU (sacrebleu, 0..100) of generated texts against one reference each.
 - `answer_scores`: exact match and token accuracy of generated answers (VQA), overall and split into
   closed questions (the reference answer is yes or no, as PathVQA defines them) and open ones.
-- `ssim`: mean structural similarity (scikit-image) of reconstructed images against the originals.
+- `ssim`: mean structural similarity of reconstructed images (or log-mels) against the originals: scikit-image's
+  `structural_similarity` of each, computed for a whole batch at once.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ import re
 from collections.abc import Sequence
 
 import numpy as np
-from skimage.metrics import structural_similarity
+from scipy.ndimage import uniform_filter
 
 YES_NO = frozenset({"yes", "no"})
+SSIM_K1, SSIM_K2 = 0.01, 0.03  # scikit-image's (and Wang et al.'s) constants
 _NOT_WORD = re.compile(r"[^\w\s]")
 
 
@@ -65,16 +67,31 @@ def answer_scores(generated: Sequence[str], references: Sequence[str]) -> dict[s
 
 
 def ssim(originals: np.ndarray, reconstructions: np.ndarray) -> float:
-    """Mean SSIM over images (N, C, H, W) or (N, H, W). The data range is that of all originals (images are
-    standardised, not 0..1), and the window shrinks to fit images smaller than the default 7 pixels."""
+    """Mean SSIM over images (N, C, H, W) or (N, H, W): scikit-image's `structural_similarity` of each image
+    (each channel, then their mean; 7-pixel uniform window, sample covariance, K1 0.01, K2 0.03), averaged,
+    computed for the whole batch at once. The data range is that of all originals (images and log-mels are
+    standardised, not 0..1), and the window shrinks to fit images smaller than 7 pixels."""
     x, y = np.asarray(originals, dtype=np.float64), np.asarray(reconstructions, dtype=np.float64)
     if x.shape != y.shape:
         raise ValueError(f"reconstructions {y.shape} do not match the originals {x.shape}")
     if x.ndim not in (3, 4) or not len(x):
         raise ValueError(f"ssim expects images (N, C, H, W) or (N, H, W), got shape {x.shape}")
+    if x.ndim == 3:
+        x, y = x[:, None], y[:, None]
     data_range = max(float(x.max() - x.min()), 1e-12)
     side = min(x.shape[-2:])
     window = min(7, side if side % 2 else side - 1)
-    channel_axis = 0 if x.ndim == 4 else None
-    return float(np.mean([structural_similarity(a, b, data_range=data_range, win_size=window,
-                                                channel_axis=channel_axis) for a, b in zip(x, y)]))
+    size = (1, 1, window, window)  # each channel of each image on its own, as structural_similarity does
+
+    def mean(values: np.ndarray) -> np.ndarray:
+        return uniform_filter(values, size=size)
+
+    points = window * window
+    norm = points / (points - 1)  # sample covariance
+    ux, uy = mean(x), mean(y)
+    vx, vy, vxy = norm * (mean(x * x) - ux * ux), norm * (mean(y * y) - uy * uy), norm * (mean(x * y) - ux * uy)
+    c1, c2 = (SSIM_K1 * data_range) ** 2, (SSIM_K2 * data_range) ** 2
+    index = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux ** 2 + uy ** 2 + c1) * (vx + vy + c2))
+    pad = (window - 1) // 2  # the filter's edge strip is left out, as structural_similarity does
+    height, width = x.shape[-2:]
+    return float(index[..., pad:height - pad, pad:width - pad].mean())

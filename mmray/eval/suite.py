@@ -60,6 +60,8 @@ class SplitExtras:
     # (source, target) -> (the target modality's inputs, what the method decoded from the source alone), both
     # (N, *target shape), of the split's first rows; source == target: same-modal reconstruction
     translations: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    # text modality that a translation starts from -> its decoded inputs (the same first rows), to show beside
+    source_texts: dict[str, list[str]] = field(default_factory=dict)
     # modality -> `content_ids` of its inputs, every row of the split: pair retrieval counts a repeated input
     # once (a modality left out is taken to have no repeats)
     contents: dict[str, np.ndarray] = field(default_factory=dict)
@@ -76,6 +78,13 @@ class EvalInputs:
     def probe(self, key: str):
         return self.probes[key]
 
+    def comparable(self) -> list[tuple[str, str]]:
+        """Every direction (a, b) of two modalities whose embeddings share their size: the metrics that compare
+        a's and b's coordinates (transfer, retrieval, alignment) need one space; aecluster's separate latents
+        of different sizes have none."""
+        return [(a, b) for a, b in itertools.permutations(self.modalities, 2)
+                if self.test[a].shape[1:] == self.test[b].shape[1:]]
+
     @property
     def spaces(self) -> list[str]:
         """Every embedding space of the split: each modality, then the fused one where the method has it."""
@@ -89,7 +98,7 @@ def probe_accuracies(x: EvalInputs) -> dict[str, float]:
 def cross_modal_transfer(x: EvalInputs) -> dict[str, float]:
     """A probe fit on modality a's embeddings, tested on modality b's: does the shared space transfer?"""
     return {f"transfer_{a}_to_{b}": probe_accuracy(x.probe(a), x.test[b], x.test_labels)
-            for a, b in itertools.permutations(x.modalities, 2)}
+            for a, b in x.comparable()}
 
 
 def cross_modal_retrieval(x: EvalInputs) -> dict[str, float]:
@@ -97,7 +106,7 @@ def cross_modal_retrieval(x: EvalInputs) -> dict[str, float]:
     input counted once, see `pair_retrieval_scores`)."""
     out = {}
     contents = x.extras.contents
-    for a, b in itertools.permutations(x.modalities, 2):
+    for a, b in x.comparable():
         by_label = retrieval_scores(x.test[a], x.test[b], x.test_labels, x.test_labels, ks=RETRIEVAL_KS,
                                     max_queries=RETRIEVAL_QUERIES)
         by_pair = pair_retrieval_scores(x.test[a], x.test[b], contents.get(a), contents.get(b), ks=RETRIEVAL_KS,
@@ -109,8 +118,9 @@ def cross_modal_retrieval(x: EvalInputs) -> dict[str, float]:
 
 def geometry(x: EvalInputs) -> dict[str, float]:
     """Alignment of each pair of modalities (same-row pairs) and uniformity of each space (Wang & Isola)."""
+    comparable = x.comparable()
     out = {f"alignment_{a}_{b}": alignment(x.test[a], x.test[b])
-           for a, b in itertools.combinations(x.modalities, 2)}
+           for a, b in itertools.combinations(x.modalities, 2) if (a, b) in comparable}
     out.update({f"uniformity_{space}": uniformity(x.test[space]) for space in x.spaces})
     return out
 
@@ -173,7 +183,8 @@ def metric_names(modalities: Sequence[str], generated_texts: Sequence[str] = (),
     """Every name METRICS can report, without running a model, for a method that embeds `modalities` and their
     fusion, generates the texts of `generated_texts` and fills the (source, target) pairs of `translations`
     (with more than one modality the worker also embeds each one missing). A run may still lack a name whose
-    data it lacks: clustering needs 2 <= classes < rows, the _yesno/_open subsets such references.
+    data it lacks: clustering needs 2 <= classes < rows, the _yesno/_open subsets such references, transfer,
+    retrieval and alignment embeddings of one size (aecluster's per-modality latent sizes may differ).
     tests/test_metrics.py keeps this list equal to what METRICS emits."""
     spaces = [*modalities, FUSED]
     directions = list(itertools.permutations(modalities, 2))

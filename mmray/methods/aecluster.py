@@ -1,12 +1,17 @@
 """aecluster: one autoencoder per modality; clusters of each modality's latents, and how they relate, are read
 off afterwards by k-means (`mmray.eval.clustering.cluster_analysis`), not trained for.
 
-For modality m with encoder f_m and decoder g_m:  z_m = f_m(x_m),  x̂_m = g_m(z_m).
+For modality m with encoder f_m and decoder g_m:  z_m = f_m(x_m),  x̂_m = g_m(z_m). Each modality kind has its
+own latent size (the seed system: image 16, audio 32); `latent_dim`, when set, is every modality's.
 f_m is an MLP over the flattened array by default ("mlp"): it keeps the layout that reconstruction needs and
 its latents cluster by digit on AV-MNIST; "conv" takes the shared pooled CNN/ResNet (`build_encoder`).
 Loss: sum over modalities of w_recon_<kind> * MSE(x̂_m, x_m), plus w_align * InfoNCE between paired z's.
 As in the seed system the autoencoders stay separate (w_align = 0): the modalities' latent spaces are only
-compared through their clusters. A small w_align pulls the paired latents together, for comparison.
+compared through their clusters. A small w_align pulls the paired latents together, for comparison (it needs
+the latents to be the same size). The fused embedding is the joint one the joint k-means clusters: each
+modality's latent L2-normalised, concatenated (zeros for a modality absent from the batch). Metrics that compare
+two modalities' latents element by element (transfer, retrieval, alignment) are left out where their sizes
+differ: separate latent spaces have no common coordinates.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from typing import Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import Field
+from pydantic import Field, model_validator
 from torch import nn
 
 from mmray.eval.clustering import ClusterAnalysis, cluster_analysis
@@ -27,7 +32,10 @@ from mmray.methods.losses import info_nce, reconstruction
 
 
 class AEClusterParams(MethodParams):
-    latent_dim: int = Field(32, ge=2)
+    latent_dim_image: int = Field(16, ge=2, description="latent size of each image modality (the seed: 16)")
+    latent_dim_audio: int = Field(32, ge=2, description="latent size of each audio modality (the seed: 32)")
+    latent_dim: int | None = Field(None, ge=2, description="one latent size for every modality, overriding "
+                                   "latent_dim_image and latent_dim_audio; None: each kind its own")
     encoder: Literal["mlp", "conv"] = "mlp"
     encoder_width: int = Field(256, ge=1)  # mlp: hidden width (layers 2w, w); conv: the CNN's channel width
     decoder_hidden: int = Field(256, ge=1)
@@ -36,6 +44,18 @@ class AEClusterParams(MethodParams):
     w_align: float = Field(0.0, ge=0)  # 0 keeps the autoencoders separate (the seed system)
     align_temperature: float = Field(0.5, gt=0)
     n_clusters: int | None = Field(None, ge=2, description="k-means k; None = the class count")
+
+    def latent_size(self, kind: str) -> int:
+        """The latent size of a modality of this kind."""
+        return self.latent_dim if self.latent_dim is not None else getattr(self, f"latent_dim_{kind}")
+
+    @model_validator(mode="after")
+    def _align_needs_one_size(self):
+        if self.w_align > 0 and self.latent_dim is None and self.latent_dim_image != self.latent_dim_audio:
+            raise ValueError(f"w_align={self.w_align} compares paired latents, which needs one latent size: set "
+                             f"latent_dim (latent_dim_image={self.latent_dim_image}, latent_dim_audio="
+                             f"{self.latent_dim_audio} differ)")
+        return self
 
 
 class AECluster(Method):
@@ -47,15 +67,16 @@ class AECluster(Method):
         super().__init__(modalities, num_classes, params)
         p = params
         self.encoders = nn.ModuleDict({m.name: self._encoder(m) for m in modalities})
-        self.decoders = nn.ModuleDict({m.name: MLPDecoder(p.latent_dim, m.shape, p.decoder_hidden)
+        self.latent_sizes = {m.name: p.latent_size(m.kind) for m in modalities}
+        self.decoders = nn.ModuleDict({m.name: MLPDecoder(self.latent_sizes[m.name], m.shape, p.decoder_hidden)
                                        for m in modalities})
         self.recon_weights = {m.name: getattr(p, f"w_recon_{m.kind}") for m in modalities}
 
     def _encoder(self, spec) -> nn.Module:
         p = self.params
         if p.encoder == "mlp":
-            return MLPEncoder(spec.shape, p.latent_dim, p.encoder_width)
-        return build_encoder(spec, p.latent_dim, p.encoder_width)
+            return MLPEncoder(spec.shape, p.latent_size(spec.kind), p.encoder_width)
+        return build_encoder(spec, p.latent_size(spec.kind), p.encoder_width)
 
     @property
     def n_clusters(self) -> int:
@@ -75,8 +96,8 @@ class AECluster(Method):
         recon = {m: reconstruction(self.decoders[m](z[m]), batch[m]) for m in names}
         total = sum(self.recon_weights[m] * recon[m] for m in names)
         out = {f"recon_{m}": recon[m] for m in names}
-        if len(names) > 1:
-            # logged even at weight 0: how far apart the separate latent spaces are
+        if len(names) > 1 and len({self.latent_sizes[m] for m in names}) == 1:
+            # logged even at weight 0: how far apart the separate latent spaces are (where they can be compared)
             out["align"] = torch.stack([
                 info_nce(z[a], z[b], p.align_temperature) for a, b in itertools.combinations(names, 2)
             ]).mean()
@@ -85,7 +106,10 @@ class AECluster(Method):
 
     def embed(self, batch: Batch) -> dict[str, torch.Tensor]:
         z = {m: self.encoders[m](batch[m]) for m in self._present(batch)}
-        z["fused"] = torch.stack([F.normalize(v, dim=-1) for v in z.values()]).mean(0)
+        first = next(iter(z.values()))
+        z["fused"] = torch.cat([F.normalize(z[m.name], dim=-1) if m.name in z
+                                else first.new_zeros(len(first), self.latent_sizes[m.name]) for m in self.modalities],
+                               dim=-1)
         return z
 
     @classmethod

@@ -108,6 +108,12 @@ class Method(nn.Module):
         """The (source, target) pairs `translate` fills on a benchmark with these modalities."""
         return ()
 
+    @property
+    def n_clusters(self) -> int:
+        """k of the k-means of each modality's test embeddings whose cross-modal relationship tables, relations
+        and zones a trial keeps as artifacts of its last epoch (mmray.eval.clustering). Default: the classes."""
+        return self.num_classes
+
     def rotations(self) -> dict[str, torch.Tensor] | None:
         """Square matrices the method applies per modality (pavlov: its rotations in SO(k)), stored as a
         per-trial artifact at the final epoch. Default: None."""

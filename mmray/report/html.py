@@ -11,7 +11,7 @@ import os
 import time
 
 from mmray import storage
-from mmray.report import artifacts, compute, curves, leaderboards, search
+from mmray.report import artifacts, compute, curves, leaderboards, media, search
 from mmray.report.common import ReportContext, head_scripts
 from mmray.results.io import load
 from mmray.storage import Location
@@ -30,6 +30,9 @@ SECTIONS = (  # (title, section): the page's order
     ("Hyperparameter importance", search.importance_section),
     ("Compute vs quality", compute.compute_section),
     ("t-SNE of the embeddings", artifacts.tsne_section),
+    ("Reconstructions and translations", media.translations_section),
+    ("Generated text", media.generations_section),
+    ("Cluster relationships", media.clusters_section),
     ("Rotation matrices", artifacts.rotations_section),
     ("All trials", leaderboards.trials_section),
 )

@@ -1,19 +1,24 @@
 """Synthetic results folders of any size, shaped like a real sweep's, for measuring and testing the report.
 
 Method quality, a learning curve per trial, ASHA-like early stops, seeds repeating each configuration, and
-optionally the artifacts some methods write (t-SNE points, rotation matrices). Nothing here is a result.
+optionally the artifacts some methods write (t-SNE points, rotation matrices, translations with audio,
+generated texts, cluster relations). Nothing here is a result.
 """
 
 from __future__ import annotations
 
 import os
+import zlib
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import yaml
 
+from mmray.data.audio import wav_bytes
+from mmray.eval.clustering import ClusterAnalysis, cluster_relationship, cluster_tables, zones
 from mmray.results import schema
+from mmray.results.artifacts import generation_table, reconstruction_table
 from mmray.results.io import ARTIFACTS_DIR, write_table
 
 MODALITIES = ("image", "audio")
@@ -107,19 +112,48 @@ def synthetic_results(out: str | os.PathLike, n_trials: int = 500, epochs: int =
 
 
 def _write_artifacts(folder: Path, rng: np.random.Generator, points: int = 200, classes: int = 10) -> None:
-    """t-SNE maps (one per embedding space) and rotation matrices, in the schema's long tables."""
+    """The artifacts a pavlov-like trial writes, in the schema's tables: t-SNE maps (one per embedding space
+    and the shared one), rotation matrices, translations with audio, generated texts and cluster relations."""
     labels = rng.integers(classes, size=points)
     maps = []
-    for space in (*MODALITIES, "fused"):
-        centres = rng.normal(0, 10, size=(classes, 2))
-        maps.append(pd.DataFrame({"modality": space, "example": np.arange(points), "label": labels,
-                                  "x": centres[labels, 0] + rng.normal(0, 2, points),
-                                  "y": centres[labels, 1] + rng.normal(0, 2, points)}))
+    # the shared map and the tables after the rotations draw from a generator of their own: the rest of the
+    # folder is what versions without them wrote, so report timings compare across versions
+    more = np.random.default_rng(zlib.crc32(folder.name.encode()))
+    for name, space in (*((m, m) for m in (*MODALITIES, "fused")), *((schema.SHARED_MAP, m) for m in MODALITIES)):
+        source = rng if name == space else more
+        centres = source.normal(0, 10, size=(classes, 2))
+        maps.append(pd.DataFrame({schema.MAP: name, schema.MODALITY: space, schema.EXAMPLE: np.arange(points),
+                                  schema.LABEL: labels, schema.X: centres[labels, 0] + source.normal(0, 2, points),
+                                  schema.Y: centres[labels, 1] + source.normal(0, 2, points)}))
     entries = []
     for m in MODALITIES:
         q, _ = np.linalg.qr(rng.normal(size=(8, 8)))
         q[:, 0] *= np.sign(np.linalg.det(q))  # det +1: a rotation
         rows, cols = np.indices(q.shape)
         entries.append(pd.DataFrame({"modality": m, "row": rows.ravel(), "col": cols.ravel(), "value": q.ravel()}))
-    write_table(pd.concat(maps, ignore_index=True), folder / "tsne.parquet")
-    write_table(pd.concat(entries, ignore_index=True), folder / "rotations.parquet")
+    write_table(pd.concat(maps, ignore_index=True), folder / f"{schema.ARTIFACT_TSNE}.parquet")
+    write_table(pd.concat(entries, ignore_index=True), folder / f"{schema.ARTIFACT_ROTATIONS}.parquet")
+    tables = {schema.ARTIFACT_RECONSTRUCTIONS: _translations(labels[:40], more),
+              schema.ARTIFACT_GENERATIONS: generation_table(
+                  {"caption": ([f"a {d}" for d in labels[:8]], [f"a digit {d}" for d in labels[:8]])}, labels)}
+    # clusters that mostly follow the label, the audio's merging two classes and missing some examples
+    image = np.where(more.random(points) < 0.9, labels, more.integers(classes, size=points))
+    audio = np.where(more.random(points) < 0.7, np.minimum(labels, classes - 2), more.integers(classes, size=points))
+    pair = (MODALITIES[0], MODALITIES[1])
+    tables.update(cluster_tables(ClusterAnalysis(
+        classes, {pair[0]: image, pair[1]: audio}, {},
+        {pair: cluster_relationship(image, audio, classes, classes)},
+        {pair: zones(image, audio, classes, classes)}), labels))
+    for name, table in tables.items():
+        write_table(table, folder / f"{name}.parquet")
+
+
+def _translations(labels: np.ndarray, rng: np.random.Generator, size: int = 12) -> pd.DataFrame:
+    """Every image/audio translation of a few examples: blurred or noisy copies of made-up inputs, the audio
+    ones with a quarter-second tone as WAV (what the report's players play)."""
+    inputs = {m: rng.normal(size=(len(labels), 1, size, size)).cumsum(axis=-1) for m in MODALITIES}
+    outputs = {(a, b): inputs[b] + rng.normal(0, 1.0 if a == b else 3.0, size=inputs[b].shape)
+               for a in MODALITIES for b in MODALITIES}
+    tone = wav_bytes(0.3 * np.sin(2 * np.pi * 440 * np.arange(2000) / 8000), 8000)
+    return reconstruction_table({pair: (inputs[pair[1]], out) for pair, out in outputs.items()}, labels,
+                                {"image": "image", "audio": "audio"}, {"audio": lambda _: tone})

@@ -72,14 +72,17 @@ def per_class_rows(labels: np.ndarray, per_class: int) -> np.ndarray:
 
 
 def reconstruction_table(translations: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]], labels: np.ndarray,
-                         wav: dict[str, Callable[[np.ndarray], bytes]] | None = None,
-                         per_class: int = SAMPLES_PER_CLASS, wav_per_class: int = WAV_PER_CLASS) -> pd.DataFrame:
-    """The first `per_class` examples of each class of every translation (source, target): the target's input
-    and the method's output, flattened, with their shape. `wav` maps an audio target modality to a function
-    making one of its arrays a WAV file; the first `wav_per_class` examples of each class get one (an input
-    heard through the same inversion as the output, so that the two compare)."""
+                         kinds: dict[str, str], wav: dict[str, Callable[[np.ndarray], bytes]] | None = None,
+                         source_texts: dict[str, list[str]] | None = None, per_class: int = SAMPLES_PER_CLASS,
+                         wav_per_class: int = WAV_PER_CLASS) -> pd.DataFrame:
+    """The first `per_class` examples of each class of every translation (source, target): the target's kind
+    (`kinds`: modality -> image | audio), its input and the method's output, flattened, with their shape, and a
+    text source's input as `source_texts` holds it.
+    `wav` maps an audio target modality to a function making one of its arrays a WAV file; the first
+    `wav_per_class` examples of each class get one (an input heard through the same inversion as the output,
+    so that the two compare)."""
     frames = []
-    wav = wav or {}
+    wav, source_texts = wav or {}, source_texts or {}
     heard: dict[tuple[str, int], bytes] = {}  # (target, row) -> the input's WAV, shared by every source
     for (source, target), (originals, outputs) in translations.items():
         rows = per_class_rows(np.asarray(labels)[:len(originals)], per_class)
@@ -96,8 +99,11 @@ def reconstruction_table(translations: dict[tuple[str, str], tuple[np.ndarray, n
             original_wav.append(heard[target, row])
             output_wav.append(to_wav(outputs[row]))
         frames.append(pd.DataFrame({
-            schema.SOURCE: source, schema.TARGET: target, schema.EXAMPLE: rows,
-            schema.LABEL: np.asarray(labels)[rows], schema.SHAPE: [list(originals.shape[1:])] * len(rows),
+            schema.SOURCE: source, schema.TARGET: target, schema.KIND: kinds[target], schema.EXAMPLE: rows,
+            schema.LABEL: np.asarray(labels)[rows],
+            schema.SOURCE_TEXT: pd.Series([source_texts[source][i] if source in source_texts else None
+                                           for i in rows], dtype=object),
+            schema.SHAPE: [list(originals.shape[1:])] * len(rows),
             schema.ORIGINAL: [np.asarray(originals[i], np.float32).ravel() for i in rows],
             schema.RECONSTRUCTION: [np.asarray(outputs[i], np.float32).ravel() for i in rows],
             schema.ORIGINAL_WAV: pd.Series(original_wav, dtype=object),

@@ -51,31 +51,57 @@ SPLITS = ("val", "test")
 # Per-trial artifacts: pictures stored as data, one Parquet table each under <results>/artifacts/<trial_id>/
 # (mmray.results.artifacts.load_artifacts). The worker writes them at the trial's final epoch from the test
 # split, so a trial that ASHA stopped early has none.
-ARTIFACT_TSNE = "tsne"  # 2-D t-SNE of a seeded subset of 500 test examples, one map per embedding space
+# 2-D t-SNE of a seeded subset of 500 test examples: one map per embedding space, and one "shared" map of every
+# modality's embeddings together where they have one size (does an image lie near its class's audio?)
+ARTIFACT_TSNE = "tsne"
 ARTIFACT_ROTATIONS = "rotations"  # a method's per-modality rotation matrices (pavlov), long format
 # a few test examples per class of each translation (source, target): the target modality's input beside what the
 # method decoded from the source alone (source == target: same-modal reconstruction); audio also as WAV files
 ARTIFACT_RECONSTRUCTIONS = "reconstructions"
 ARTIFACT_GENERATIONS = "generations"  # a few generated texts beside their references
+# k-means of each modality's test embeddings (k = the method's cluster count: the classes, or aecluster's
+# n_clusters) and, for each pair (a, b) of modalities: the relationship table (a's clusters x b's, counts), how
+# each cluster relates to the other modality's (one-to-one, one-to-many, many-to-one, none; both directions) and
+# the convergence/divergence zones (Hungarian matching of a's clusters to b's: does each example's pair agree?)
+ARTIFACT_CLUSTER_RELATIONSHIPS = "cluster_relationships"
+ARTIFACT_CLUSTER_RELATIONS = "cluster_relations"
+ARTIFACT_CLUSTER_ZONES = "cluster_zones"
 MODALITY = "modality"  # tsne: the embedding space (a modality or "fused"); others: the modality
+MAP = "map"  # tsne: the map a point lies in: its space (= MODALITY), or SHARED_MAP for every modality in one
+SHARED_MAP = "shared"
 EXAMPLE = "example"  # row of the test split
 LABEL = "label"  # class index
 X, Y = "x", "y"  # t-SNE coordinates (each space is its own map: compare shapes, not positions, across maps)
 ROW, COL, VALUE = "row", "col", "value"  # matrix entry
 SOURCE, TARGET = "source", "target"  # a translation: modality `target` decoded from modality `source` alone
+KIND = "kind"  # the target modality's kind: image | audio (a log-mel)
 SHAPE = "shape"  # an image's (C, H, W), a log-mel's (1, n_mels, frames)
 ORIGINAL, RECONSTRUCTION = "original", "reconstruction"  # flattened float arrays; reshape with SHAPE
 # audio targets: ORIGINAL and RECONSTRUCTION as mono 16-bit WAV files (bytes; the log-mel inverted by
 # mmray.data.audio.waveform_from_log_mel at the benchmark's sample rate), null for images and beyond the first
 # example of each class
 ORIGINAL_WAV, RECONSTRUCTION_WAV = "original_wav", "reconstruction_wav"
+SOURCE_TEXT = "source_text"  # a text source's decoded input (e.g. the caption an image was drawn from)
 GENERATED, REFERENCE = "generated", "reference"  # decoded texts
+MODALITY_A, MODALITY_B = "modality_a", "modality_b"  # a pair of modalities: a's clusters seen in b
+CLUSTER_A, CLUSTER_B = "cluster_a", "cluster_b"  # k-means cluster indices in a and in b
+LABEL_A, LABEL_B = "label_a", "label_b"  # the commonest class of each cluster (-1: an empty cluster)
+COUNT, FRACTION = "count", "fraction"  # examples in cluster_a and cluster_b; their share of cluster_a
+SIZE = "size"  # examples in cluster_a
+PARTNERS, SHARES = "partners", "shares"  # b's clusters holding >= 30 % of cluster_a, most first; their shares
+RELATION = "relation"  # one-to-one | one-to-many | many-to-one | none (mmray.eval.clustering.Relationship)
+MATCHED = "matched"  # the b cluster that Hungarian matching pairs with cluster_a (-1: none)
+CONVERGENT = "convergent"  # the example's b cluster is the one matched with its a cluster
 ARTIFACT_COLUMNS = {
-    ARTIFACT_TSNE: (MODALITY, EXAMPLE, LABEL, X, Y),
+    ARTIFACT_TSNE: (MAP, MODALITY, EXAMPLE, LABEL, X, Y),
     ARTIFACT_ROTATIONS: (MODALITY, ROW, COL, VALUE),
-    ARTIFACT_RECONSTRUCTIONS: (SOURCE, TARGET, EXAMPLE, LABEL, SHAPE, ORIGINAL, RECONSTRUCTION, ORIGINAL_WAV,
-                               RECONSTRUCTION_WAV),
+    ARTIFACT_RECONSTRUCTIONS: (SOURCE, TARGET, KIND, EXAMPLE, LABEL, SOURCE_TEXT, SHAPE, ORIGINAL, RECONSTRUCTION,
+                               ORIGINAL_WAV, RECONSTRUCTION_WAV),
     ARTIFACT_GENERATIONS: (MODALITY, EXAMPLE, LABEL, GENERATED, REFERENCE),
+    ARTIFACT_CLUSTER_RELATIONSHIPS: (MODALITY_A, MODALITY_B, CLUSTER_A, LABEL_A, CLUSTER_B, LABEL_B, COUNT,
+                                     FRACTION),
+    ARTIFACT_CLUSTER_RELATIONS: (MODALITY_A, MODALITY_B, CLUSTER_A, LABEL_A, SIZE, PARTNERS, SHARES, RELATION),
+    ARTIFACT_CLUSTER_ZONES: (MODALITY_A, MODALITY_B, EXAMPLE, LABEL, CLUSTER_A, CLUSTER_B, MATCHED, CONVERGENT),
 }
 
 
