@@ -20,6 +20,7 @@ EXAMPLES = """examples:
   mmray export results/demo --trial best --out models/demo    the best model, as a folder of its own
   mmray eval models/demo --split test               its full evaluation, on the data it was trained on
   mmray embed models/avmnist --audio a.wav --image seven.png --out embeddings.parquet
+  mmray demo models/avmnist                         a page on http://127.0.0.1:7860 to try the model
   mmray data prepare avmnist --mirror ../shared/datasets
   mmray list                                        methods, benchmarks and their parameters
 """
@@ -48,14 +49,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mmray", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES,
         description="Ray-distributed hyperparameter sweeps for multimodal representation learning: "
-                    "prepare benchmarks as Parquet shards, search methods with Ray Tune + Optuna + ASHA, "
+                    "prepare benchmarks as Parquet shards, search methods with Ray Tune (random search or Optuna "
+                    "TPE) + ASHA, "
                     "and read the results as tables and an HTML report.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     sweep = commands.add_parser(
         "sweep", help="run a sweep specification (YAML)",
         description="Validate a sweep file, prepare its benchmarks, run every trial on Ray (one TorchTrainer per "
-                    "trial, Optuna search, ASHA early stopping), write results/<name>/trials.parquet and "
+                    "trial, random or Optuna search, ASHA early stopping), write results/<name>/trials.parquet and "
                     "epochs.parquet as trials finish, then print the leaderboard and write report.html.")
     sweep.add_argument("spec", help="sweep file, e.g. sweeps/demo.yaml")
     sweep.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -145,6 +147,25 @@ def _model_commands(commands) -> None:
                            help=f"{kind} inputs ({'files' if kind != 'text' else 'texts'}) for the model's "
                                 f"{kind} modality")
 
+    demo = commands.add_parser(
+        "demo", help="try an exported model in the browser (needs the demo extra: pip install 'mmray[demo]')",
+        description="Serve a page (Gradio) with a tab per input modality: a random test example or an uploaded "
+                    "file (WAV/FLAC, PNG/JPEG) or text goes in; out come the model's same-modal and cross-modal "
+                    "reconstructions (audio playable), the nearest test examples of the other modalities and the "
+                    "predicted class. The test split of the model's benchmark is prepared (or read from the shard "
+                    "cache) at start-up. Listens on 127.0.0.1 only unless --host says otherwise; no public link "
+                    "unless --share. Needs the demo extra: pip install 'mmray[demo]'.")
+    demo.add_argument("model", help="an exported model folder or URI")
+    demo.add_argument("--host", default="127.0.0.1",
+                      help="interface to listen on (default: 127.0.0.1, this machine only; 0.0.0.0 opens it to "
+                           "the network)")
+    demo.add_argument("--port", type=int, help="port (default: the first free one from 7860)")
+    demo.add_argument("--share", action="store_true",
+                      help="also open a temporary public link through Gradio's share servers (needs internet)")
+    demo.add_argument("--gallery", type=int, metavar="N",
+                      help="test rows to draw examples and neighbours from (default: 1000)")
+    _data_options(demo)
+
 
 def _list() -> None:
     from mmray.data.benchmarks import BENCHMARKS
@@ -155,6 +176,10 @@ def _list() -> None:
         for name in registry.names():
             params = registry.get(name).Params.model_fields
             print(f"  {name}: " + ", ".join(f"{k}={v.default!r}" for k, v in params.items()))
+    from mmray.augment.params import AugmentParams
+
+    print("augment (a sweep's augment section; search_space keys augment.<kind>.<knob>):")
+    print("  " + ", ".join(f"{k}={v!r}" for k, v in AugmentParams().flat().items()))
 
 
 def _summary(prepared) -> str:
@@ -212,6 +237,11 @@ def run(args: argparse.Namespace) -> None:
         _list()
     elif args.command in ("best", "export", "eval", "embed"):
         _model_command(args)
+    elif args.command == "demo":
+        from mmray.demo import run_demo
+
+        run_demo(args.model, host=args.host, port=args.port, share=args.share, gallery_size=args.gallery,
+                 mirror=args.mirror, cache_dir=args.cache)
 
 
 def _model_command(args: argparse.Namespace) -> None:

@@ -19,6 +19,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mmray import storage
+from mmray.augment.params import KINDS as AUGMENT_KINDS
+from mmray.augment.params import AugmentParams
 from mmray.engine.params import TrainParams
 from mmray.errors import SpecError
 from mmray.results import schema
@@ -63,9 +65,17 @@ class SearchDim(BaseModel):
         """Values that stand for the whole dimension when type-checking it against a parameter model."""
         return list(self.choice) if self.kind == "choice" else list(getattr(self, self.kind))
 
-    def to_tune(self):
+    def contains(self, value: Any) -> bool:
+        if self.kind == "choice":
+            return value in self.choice
+        low, high = getattr(self, self.kind)
+        return isinstance(value, builtins.int | float) and low <= value <= high
+
+    def to_tune(self, grid: bool = False):
         from ray import tune
 
+        if grid:
+            return tune.grid_search(list(self.choice))
         if self.kind == "choice":
             return tune.choice(self.choice)
         if self.kind == "uniform":
@@ -80,8 +90,8 @@ class SearchKey:
     """A search_space key resolved: the section of a trial's config it sets, the field, and for a
     '<method>.<field>' key the one method it applies to ('method.<field>' applies to every method)."""
 
-    section: Literal["train", "method", "benchmark"]
-    field: str
+    section: Literal["train", "method", "benchmark", "augment"]
+    field: str  # augment: '<modality kind>.<knob>' or 'views'
     method: str | None = None
 
     @classmethod
@@ -91,8 +101,8 @@ class SearchKey:
         scope, _, field = key.partition(".")
         if not field:
             raise SpecError(f"search_space key '{key}' must look like train.lr, method.latent_dim, "
-                            "<method>.latent_dim or benchmark.n_mels")
-        if scope in ("train", "method", "benchmark"):
+                            "<method>.latent_dim, benchmark.n_mels or augment.audio.noise_p")
+        if scope in ("train", "method", "benchmark", "augment"):
             return cls(scope, field)
         if methods is None or scope in methods:
             return cls("method", field, scope)
@@ -105,7 +115,8 @@ class SearchKey:
     @property
     def trial_field(self) -> str:
         """The TrialConfig field this key sets a value of."""
-        return {"train": "train", "method": "method_params", "benchmark": "benchmark_params"}[self.section]
+        return {"train": "train", "method": "method_params", "benchmark": "benchmark_params",
+                "augment": "augment"}[self.section]
 
     @property
     def column(self) -> str:
@@ -121,7 +132,10 @@ class BenchmarkEntry(BaseModel):
 
 class SearchConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-    algorithm: Literal["optuna", "random"] = "optuna"
+    # random, not optuna: with ASHA (the scheduler's default) random search reached random search's best in 3.1x
+    # fewer epochs (geometric mean, 20 seeds) on benchmarks/perf's pavlov table, TPE + ASHA in 1.5x (README, Search)
+    # grid: every combination of the search_space's choices, once each (they must all be choices)
+    algorithm: Literal["optuna", "random", "grid"] = "random"
     metric: str = "val/fused_acc"
     mode: Literal["max", "min"] | None = Field(None, description="left out: the metric's direction in the "
                                                "results schema (validate_spec refuses a mode against it)")
@@ -129,6 +143,15 @@ class SearchConfig(BaseModel):
     seed: int = 0
     repeat_top: int = Field(1, ge=1, description="with several seeds: how many of the best configurations the "
                             "search found (on the first seed) are re-run on every other seed")
+    # Optuna's TPE (algorithm optuna); with trials running concurrently it always uses the constant liar
+    startup_trials: int = Field(10, ge=1, description="TPE: trials drawn at random before it models the space")
+    multivariate: bool = Field(False, description="TPE: model the searched parameters jointly (grouped), not "
+                               "each on its own")
+    max_epochs: int | None = Field(None, ge=1, description="an epoch budget: the search stops once its trials "
+                                   "have run this many epochs in all (None: num_samples trials, however long)")
+    first_trial: Literal["drawn", "defaults"] = Field(
+        "drawn", description="defaults: the first trial of every run takes, for each searched key, the value the "
+                             "spec and the code's defaults give it (a preset's own), and the search goes on from there")
 
     @model_validator(mode="before")
     @classmethod
@@ -146,7 +169,9 @@ class SchedulerConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     type: Literal["asha", "none"] = "asha"
     grace_period: int = Field(1, ge=1)
-    reduction_factor: float = Field(2.0, gt=1)
+    reduction_factor: float = Field(3.0, gt=1)  # 3 beat 2 and 4 on benchmarks/perf's tables (README, Search)
+    brackets: int = Field(1, ge=1, description="ASHA's brackets (Hyperband-style): bracket s stops trials first "
+                          "at grace_period x reduction_factor^s epochs; each trial is drawn into one")
 
 
 class ResourcesConfig(BaseModel):
@@ -184,6 +209,8 @@ class SweepSpec(BaseModel):
     # benchmarks whose modalities it can use, and the pairs left out are listed
     pairs: Literal["all", "fitting"] = "all"
     train: dict[str, Any] = Field(default_factory=dict)
+    # augmentation of the training batches per modality kind (mmray.augment.params); every knob off by default
+    augment: dict[str, Any] = Field(default_factory=dict)
     method_params: dict[str, dict[str, Any]] = Field(default_factory=dict)
     search_space: dict[str, SearchDim] = Field(default_factory=dict)
     search: SearchConfig = SearchConfig()
@@ -193,6 +220,9 @@ class SweepSpec(BaseModel):
     # Every trial's metrics per epoch as TensorBoard scalars, in <results>/tensorboard/<run>/<trial id>/
     # (mmray.orchestration.sweep.TensorBoardScalars): `tensorboard --logdir results/<name>/tensorboard`.
     tensorboard: bool = False
+    # Pretrained weights a method's params name must be in the local cache, or the sweep stops before it
+    # starts; true lets those parts start from random weights instead (logged, and recorded per trial).
+    allow_random_weights: bool = False
     storage_path: str = "results"
 
     @field_validator("benchmarks", mode="before")
@@ -246,7 +276,7 @@ class TrialConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     # The fields that say what was run (recorded, logged to W&B); the others are paths and bookkeeping.
     DESCRIBES_THE_RUN: ClassVar[tuple[str, ...]] = ("benchmark", "method", "seed", "benchmark_params",
-                                                     "method_params", "train")
+                                                     "method_params", "train", "augment")
     sweep: str
     run: str  # the Tune run: <benchmark>__<method>__seed<seed>, or a re-run of a chosen configuration
     benchmark: str
@@ -255,11 +285,13 @@ class TrialConfig(BaseModel):
     benchmark_params: dict[str, Any]
     method_params: dict[str, Any]
     train: TrainParams
+    augment: AugmentParams = AugmentParams()
     resources: ResourcesConfig
     mirror: str | None
     cache_dir: str
     results_dir: str
     max_worker_failures: int = Field(1, ge=0, description="worker-group restarts from the last checkpoint")
+    allow_random_weights: bool = False
     # The search's metric and direction: the worker keeps the model of the trial's best epoch by them.
     metric: str
     mode: Literal["max", "min"]
@@ -291,9 +323,10 @@ class TrialConfig(BaseModel):
         """A trial of this (benchmark, method, seed) with the spec's values, before any search."""
         return cls(sweep=spec.name, run=run, benchmark=entry.name, method=method, seed=seed,
                    benchmark_params=dict(entry.params), method_params=dict(spec.method_params.get(method, {})),
-                   train=spec.train_params, resources=spec.resources, mirror=str(mirror) if mirror else None,
+                   train=spec.train_params, augment=AugmentParams.model_validate(spec.augment),
+                   resources=spec.resources, mirror=str(mirror) if mirror else None,
                    cache_dir=str(cache_dir), results_dir=str(results_dir), metric=spec.search.metric,
-                   mode=spec.search.mode)
+                   mode=spec.search.mode, allow_random_weights=spec.allow_random_weights)
 
     @property
     def torch_threads(self) -> int:
@@ -302,7 +335,7 @@ class TrialConfig(BaseModel):
     def config_columns(self) -> dict[str, Any]:
         """The trials-table columns of this trial's configuration: config/<section>/<name> -> value."""
         sections = {"train": self.train.model_dump(), "method": self.method_params,
-                    "benchmark": self.benchmark_params}
+                    "benchmark": self.benchmark_params, "augment": self.augment.flat()}
         return {schema.config_column(section, name): value
                 for section, values in sections.items() for name, value in values.items()}
 
@@ -340,14 +373,12 @@ def _check_search_metric(spec: SweepSpec, runs: list[tuple[BenchmarkEntry, str]]
     """search.metric must be a column that every (benchmark, method) run reports at each epoch, and search.mode
     its direction in the results schema. Of the train/ columns only train/loss is known before a run: the
     total every method's `losses` returns (its other terms are the method's own)."""
-    from mmray.data.prepare import resolve_params
     from mmray.eval.suite import metric_names
     from mmray.methods import METHODS
 
     metric = spec.search.metric
     for entry, method in runs:
-        benchmark, params = resolve_params(entry.name, entry.params)
-        modalities = benchmark.modalities(params)
+        modalities = _modalities_used(spec, entry, method, source)
         method_class = METHODS.get(method)
         names = metric_names([m.name for m in modalities], method_class.generated_texts(modalities),
                              method_class.translations(modalities))
@@ -384,6 +415,7 @@ def validate_spec(spec: SweepSpec, source: str = "<spec>") -> SweepSpec:
             raise SpecError(f"{source}: benchmarks: unknown benchmark {entry.name!r} "
                             f"(valid: {', '.join(BENCHMARKS.names())})")
     _check_params(TrainParams, spec.train, source, "train")
+    _check_augment(spec.augment, source)
     for method in spec.methods:
         _check_params(METHODS.get(method).Params, spec.method_params.get(method, {}), source, f"method {method}")
 
@@ -392,6 +424,10 @@ def validate_spec(spec: SweepSpec, source: str = "<spec>") -> SweepSpec:
             resolved = SearchKey.parse(key, spec.methods)
         except SpecError as error:
             raise SpecError(f"{source}: {error}") from None
+        if resolved.section == "augment":
+            for value in dim.sample_values():
+                _check_augment(nested(resolved.field, value), f"{source}: search_space.{key}")
+            continue
         if resolved.section == "train":
             targets = [(TrainParams, "train")]
         elif resolved.section == "method":
@@ -412,7 +448,134 @@ def validate_spec(spec: SweepSpec, source: str = "<spec>") -> SweepSpec:
             raise SpecError(f"{source}: method {method!r} fits none of the sweep's benchmarks: "
                             + "; ".join(f"{b}: {r}" for b, m, r in left_out if m == method))
     _check_search_metric(spec, runs, source)
+    _check_search_algorithm(spec, runs, source)
+    _check_augment_fits(spec, runs, source)
+    if not spec.allow_random_weights:
+        _check_weights(spec, runs, source)
     return _with_effective_values(spec)
+
+
+def searched_paths(spec: SweepSpec, method: str) -> dict[str, tuple[tuple[str, ...], SearchDim]]:
+    """The search_space keys that apply to `method`, each with the path of the TrialConfig field it sets (as
+    Tune's param space nests it) and its dimension."""
+    paths = {}
+    for key, dim in spec.search_space.items():
+        searched = SearchKey.parse(key, spec.methods)
+        if searched.applies_to(method):
+            paths[key] = ((searched.trial_field, *searched.field.split(".")), dim)
+    return paths
+
+
+def first_point(spec: SweepSpec, entry: BenchmarkEntry, method: str) -> dict[tuple[str, ...], Any]:
+    """search.first_trial: defaults: each searched field's value before the search (the spec's, else the code's
+    default), by its path in Tune's param space."""
+    values = TrialConfig.for_run(spec, entry, method, 0, run="first", mirror=None, cache_dir="",
+                                 results_dir="").model_dump()
+    point = {}
+    for path, _ in searched_paths(spec, method).values():
+        value = values
+        for part in path:
+            value = value[part]
+        point[path] = value
+    return point
+
+
+def _check_search_algorithm(spec: SweepSpec, runs: list[tuple[BenchmarkEntry, str]], source: str) -> None:
+    if spec.search.algorithm == "grid":
+        ranged = [key for key, dim in spec.search_space.items() if dim.kind != "choice"]
+        if ranged or not spec.search_space:
+            raise SpecError(f"{source}: search.algorithm grid runs every combination of choices; "
+                            + (f"{ranged[0]} is a {spec.search_space[ranged[0]].kind} range: make it a choice"
+                               if ranged else "search_space is empty"))
+    if spec.search.first_trial == "defaults":
+        for entry, method in runs:
+            dims = {path: (key, dim) for key, (path, dim) in searched_paths(spec, method).items()}
+            for path, value in first_point(spec, entry, method).items():
+                key, dim = dims[path]
+                if not dim.contains(value):
+                    raise SpecError(f"{source}: search.first_trial defaults: {method}'s {key} is {value!r}, "
+                                    f"outside search_space.{key} ({dim.kind} {getattr(dim, dim.kind)}); widen the "
+                                    "range or set the value in the spec")
+
+
+def _modalities_used(spec: SweepSpec, entry: BenchmarkEntry, method: str, source: str) -> tuple:
+    """The benchmark's modalities the method trains on with the spec's params (all, unless it takes a subset)."""
+    from mmray.data.prepare import resolve_params
+    from mmray.methods import METHODS
+
+    benchmark, params = resolve_params(entry.name, entry.params)
+    cls = METHODS.get(method)
+    try:
+        return cls.modalities_used(cls.Params.model_validate(spec.method_params.get(method, {})),
+                                   benchmark.modalities(params))
+    except ValueError as error:
+        raise SpecError(f"{source}: on {entry.name}, {error}") from None
+
+
+def _check_weights(spec: SweepSpec, runs: list[tuple[BenchmarkEntry, str]], source: str) -> None:
+    """Every pretrained part a method's params name is on this machine, before any data is prepared."""
+    from mmray.engine.training import check_weights
+    from mmray.errors import MissingWeightsError
+    from mmray.methods import METHODS
+
+    for entry, method in runs:
+        cls = METHODS.get(method)
+        try:
+            check_weights(cls, cls.Params.model_validate(spec.method_params.get(method, {})),
+                          _modalities_used(spec, entry, method, source))
+        except MissingWeightsError as error:
+            raise SpecError(f"{source}: on {entry.name}, {error}") from None
+
+
+def nested(dotted: str, value: Any) -> dict[str, Any]:
+    """{'a': {'b': value}} for 'a.b'."""
+    *parents, leaf = dotted.split(".")
+    out: dict[str, Any] = {leaf: value}
+    for part in reversed(parents):
+        out = {part: out}
+    return out
+
+
+def _check_augment(values: dict[str, Any], source: str) -> None:
+    try:
+        AugmentParams.model_validate(values)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        key = ".".join(str(part) for part in error["loc"])
+        if error["type"] != "extra_forbidden":
+            raise SpecError(f"{source}: augment.{key}: {error['msg']}") from None
+        kind = error["loc"][0]
+        model = AugmentParams.model_fields[kind].annotation if kind in AUGMENT_KINDS else AugmentParams
+        scope = f"augment.{kind}." if kind in AUGMENT_KINDS else "augment."
+        close = difflib.get_close_matches(str(error["loc"][-1]), list(model.model_fields), n=1)
+        hint = f"did you mean {scope}{close[0]}? " if close else ""
+        raise SpecError(f"{source}: unknown augmentation 'augment.{key}'; {hint}valid: "
+                        f"{', '.join(scope + name for name in model.model_fields)}") from None
+
+
+def _check_augment_fits(spec: SweepSpec, runs: list[tuple[BenchmarkEntry, str]], source: str) -> None:
+    """An augmented modality kind must occur in a benchmark of the sweep, and two views need methods that use
+    them: either is a mistake worth stopping for, as the knob would silently do nothing."""
+    from mmray.data.prepare import resolve_params
+    from mmray.methods import METHODS
+
+    searched = {SearchKey.parse(key, spec.methods).field.split(".")[0] for key in spec.search_space
+                if key.startswith("augment.")}
+    fixed = AugmentParams.model_validate(spec.augment)
+    kinds: set[str] = set()
+    for entry in spec.benchmarks:
+        benchmark, params = resolve_params(entry.name, entry.params)
+        kinds.update(m.kind for m in benchmark.modalities(params))
+    for kind in AUGMENT_KINDS:
+        if (fixed.active(kind) or kind in searched) and kind not in kinds:
+            raise SpecError(f"{source}: augment.{kind}: no benchmark of this sweep has a {kind} modality (they "
+                            f"have {', '.join(sorted(kinds))}); remove the augment.{kind} settings")
+    if fixed.views == 2 or "views" in searched:
+        without = sorted({method for _, method in runs if not METHODS.get(method).wants_two_views})
+        if without:
+            using = [name for name in METHODS.names() if METHODS.get(name).wants_two_views]
+            raise SpecError(f"{source}: augment.views: 2, but {', '.join(without)} has no two-view term (methods "
+                            f"with one: {', '.join(using)}); use views: 1 or run those methods in another sweep")
 
 
 def _with_effective_values(spec: SweepSpec) -> SweepSpec:
@@ -421,6 +584,7 @@ def _with_effective_values(spec: SweepSpec) -> SweepSpec:
 
     return spec.model_copy(update={
         "train": spec.train_params.model_dump(),
+        "augment": AugmentParams.model_validate(spec.augment).model_dump(),
         "method_params": {m: method_defaults(m, spec.method_params.get(m)) for m in spec.methods},
         "benchmarks": [entry.model_copy(update={"params": resolve_params(entry.name, entry.params)[1].model_dump()})
                        for entry in spec.benchmarks],

@@ -15,3 +15,7 @@ class DataError(MmrayError):
 
 class StorageError(MmrayError):
     """A results or cache location (a local folder or a URI such as s3://bucket/prefix) cannot be used."""
+
+
+class MissingWeightsError(MmrayError):
+    """Pretrained weights a configuration names are not on this machine (or cannot read its inputs)."""

@@ -62,6 +62,13 @@ def test_sine_bands_do_not_overlap():
     assert (bands[:, 0] < bands[:, 1]).all() and (bands[1:, 0] > bands[:-1, 1]).all()
 
 
+def test_the_cpc_seeds_binary_sine_task_splits_150_to_900_hz_at_500():
+    bands = class_bands(SineParams(n_classes=2, class_edges=[150, 500, 900], band_fill=1.0))
+    assert np.allclose(bands, [[150, 500], [500, 900]])
+    with pytest.raises(ValueError, match=r"class_edges \[150.0, 900.0\] must be n_classes \+ 1 = 3 increasing"):
+        SineParams(n_classes=2, class_edges=[150, 900])
+
+
 def test_sine_is_deterministic(sine, tmp_path):
     again = prepare("sine", SINE, cache_dir=tmp_path, log=quiet)
     other = prepare("sine", {**SINE, "seed": 1}, cache_dir=tmp_path, log=quiet)

@@ -136,7 +136,58 @@ def test_crossmodal_negatives_come_from_the_other_modality():
     z, c = model.sequences("audio", batch["audio"])
     image_z = model.sequences("image", batch["image"])[0]
     torch.manual_seed(1)
-    assert model.cpc_loss("audio", z, c, image_z) > model.cpc_loss("audio", z, c, None)  # more negatives
+    assert model.cpc_loss("audio", z, c, image_z, batch["audio"]) > model.cpc_loss("audio", z, c, None,
+                                                                                 batch["audio"])  # more negatives
+
+
+def test_crossmodal_negatives_combine_with_the_queue_and_synthetic_ones():
+    batch = {"image": torch.rand(8, *IMAGE.shape), "audio": torch.randn(8, *AUDIO.shape)}
+    params = {"z_dim": 4, "c_dim": 8, "encoder_width": 4, "patch_size": 4, "w_align": 0.0, "queue_size": 16}
+    seed_everything(0)
+    model = CPC((IMAGE, AUDIO), 2, CPC.Params(negatives="queue+synthetic+crossmodal", **params))
+    assert model.negative_kinds == {"queue", "synthetic", "crossmodal"}
+    model(batch)["cpc_audio"].backward()  # fills the queue
+    assert int(model.queues["audio"].count) == 8
+    assert sum(float(p.grad.abs().sum()) for p in model.encoders["image"].parameters() if p.grad is not None) > 0
+
+
+def test_the_queue_holds_latents_of_a_momentum_encoder_that_trails_the_online_one():
+    torch.manual_seed(0)
+    params = {"negatives": "queue", "queue_size": 8, "z_dim": 4, "c_dim": 8, "encoder_width": 4}
+    model = build_method("cpc", (AUDIO,), 2, {**params, "momentum": 0.9})
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    batch = {"audio": torch.randn(4, *AUDIO.shape), "label": torch.zeros(4, dtype=torch.long)}
+    online, key = model.encoders["audio"], model.momentum_encoders["audio"]
+    assert all(not p.requires_grad for p in key.parameters())
+    before = [p.detach().clone() for p in online.parameters()]
+    for _ in range(3):
+        optimizer.zero_grad()
+        model(batch)["loss"].backward()
+        optimizer.step()
+    moved_online = sum(float((p.detach() - b).abs().sum()) for p, b in zip(online.parameters(), before))
+    moved_key = sum(float((p - b).abs().sum()) for p, b in zip(key.parameters(), before))
+    assert 0 < moved_key < moved_online  # the momentum encoder follows, slowly
+    with torch.no_grad():
+        assert torch.allclose(model.queues["audio"].contents()[-4:], key(batch["audio"]), atol=1e-6)
+    without = build_method("cpc", (AUDIO,), 2, {**params, "momentum": 0.0})
+    assert without.momentum_encoders is None
+
+
+def test_a_modality_subset_never_reads_the_other_modality():
+    params = {"z_dim": 4, "c_dim": 8, "encoder_width": 4, "patch_size": 4, "modalities": ["image"]}
+    seed_everything(0)
+    model = build_method("cpc", (IMAGE, AUDIO), 2, params)
+    assert [m.name for m in model.modalities] == ["image"] and set(model.encoders) == {"image"}
+    images = torch.rand(6, *IMAGE.shape)
+    torch.manual_seed(1)
+    with_tone = model({"image": images, "audio": torch.randn(6, *AUDIO.shape)})
+    torch.manual_seed(1)
+    other_tone = model({"image": images, "audio": 100 * torch.randn(6, *AUDIO.shape)})
+    assert "align" not in with_tone and torch.equal(with_tone["loss"], other_tone["loss"])
+    assert set(model.embed({"image": images, "audio": torch.randn(6, *AUDIO.shape)})) == {"image", "fused"}
+    with pytest.raises(ValueError, match=r"cpc: modalities \['tone'\] must name some of the benchmark's "
+                                         r"modalities \['image', 'audio'\]"):
+        build_method("cpc", (IMAGE, AUDIO), 2, {**params, "modalities": ["tone"]})
 
 
 def test_image_sequence_is_one_latent_per_patch_and_embeddings_survive_a_missing_modality():

@@ -166,6 +166,14 @@ def test_corrupt_image_is_named_and_skipped_only_when_asked(tmp_path):
     assert "split test row 7" in prepared.manifest["skipped_files"]["problems"][0]
     test = read_split(prepared, "test")
     assert test.labels.tolist()[:9] == [0, 1, 2, 3, 4, 5, 6, 8, 9]  # row 7 (digit 7) is gone
+    # the MM-JEPA seed's way: the row stays, its image black, and the manifest counts it
+    zero_filled = prepare("mnist-captions", {"unreadable_images": "zero_fill"}, mirror=tmp_path,
+                          cache_dir=tmp_path / "cache", log=quiet)
+    assert zero_filled.rows("test") == 20
+    assert zero_filled.manifest["zero_filled_images"]["test"]["count"] == 1
+    assert "split test row 7" in zero_filled.manifest["zero_filled_images"]["test"]["first"]
+    images = read_split(zero_filled, "test").modalities["image"]
+    assert images[7].max() == 0 and images[6].max() > 0
 
 
 def test_saved_dataset_from_data_dir_and_a_hugging_face_tokenizer(tmp_path):

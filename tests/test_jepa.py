@@ -12,13 +12,15 @@ from test_sweep_ray import ray_session  # noqa: F401 - the module-scoped local R
 
 from mmray.data.spec import ModalitySpec
 from mmray.engine.training import build_method, train_epoch
-from mmray.methods.jepa import Jepa, JepaParams, masked_mean, target_mask
+from mmray.errors import MissingWeightsError
+from mmray.methods.jepa import Jepa, JepaParams, alignment_text, masked_mean, target_mask
 from mmray.methods.losses import cosine_alignment, token_cross_entropy
 
 PAD, VOCAB = 0, 40
 WORDS = ["<pad>", *(f"w{i}" for i in range(1, VOCAB))]  # the fixture's tokenizer: id -> word
-TINY = {"image_weights": None, "text_weights": None, "image_dim": 32, "image_layers": 1, "image_heads": 2,
-        "patch_size": 4, "text_dim": 32, "text_layers": 1, "decoder_layers": 1, "text_heads": 2}
+# lr_image/lr_decoder None: the tiny models learn at train.lr, not the seed's 3e-4 / 3e-5
+TINY = {"image_weights": None, "text_weights": None, "lr_image": None, "lr_decoder": None, "image_dim": 32,
+        "image_layers": 1, "image_heads": 2, "patch_size": 4, "text_dim": 32, "text_layers": 1, "decoder_layers": 1, "text_heads": 2}
 # the words of tests/hf_fixtures.pathvqa, for a word-level Hugging Face tokenizer laid out like BART's
 FIXTURE_WORDS = ["is", "there", "train", "validation", "test", "tissue", "number", "what", "does", "the",
                  "slide", "show", "?", "yes", "no", "finding", *(str(i) for i in range(60))]
@@ -59,9 +61,9 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def tiny_jepa(modalities, **params) -> Jepa:
+def tiny_jepa(modalities, allow_random_weights: bool = False, **params) -> Jepa:
     torch.manual_seed(0)
-    return build_method("jepa", modalities, 4, {**TINY, **params})
+    return build_method("jepa", modalities, 4, {**TINY, **params}, allow_random_weights=allow_random_weights)
 
 
 def decode(ids: torch.Tensor) -> list[str]:
@@ -128,10 +130,23 @@ def test_params_refuse_a_width_that_the_heads_do_not_divide():
         JepaParams(text_dim=30, text_heads=4)
 
 
-def test_random_init_fallback_is_logged_loudly_and_recorded(caplog):
+def test_named_weights_that_are_not_cached_stop_the_build_with_how_to_get_them():
+    modalities, _ = pathvqa_like(4)
+    with pytest.raises(MissingWeightsError) as error:
+        tiny_jepa(modalities, image_weights="no-such-org/no-such-model", text_weights="facebook/bart-base")
+    message = str(error.value)
+    assert "\n" not in message
+    assert ("jepa: image_weights 'no-such-org/no-such-model' is not in the local Hugging Face cache (fetch it "
+            "once online: hf download no-such-org/no-such-model)") in message
+    assert ("text_weights 'facebook/bart-base' cannot be used: the text was tokenised by 'fixture', not by "
+            "'facebook/bart-base' (set the benchmark's tokenizer: facebook/bart-base)") in message
+    assert message.endswith("allow_random_weights: true (tests)")
+
+
+def test_random_init_fallback_when_allowed_is_logged_loudly_and_recorded(caplog):
     modalities, _ = pathvqa_like(4)
     with caplog.at_level(logging.WARNING, logger="mmray.methods.jepa"):
-        model = tiny_jepa(modalities, image_weights="no-such-org/no-such-model")
+        model = tiny_jepa(modalities, allow_random_weights=True, image_weights="no-such-org/no-such-model")
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any("image encoder: RANDOMLY INITIALISED" in w and "no-such-org/no-such-model" in w
                for w in warnings)
@@ -143,7 +158,7 @@ def test_random_init_fallback_is_logged_loudly_and_recorded(caplog):
 
 def test_pretrained_bart_is_refused_for_ids_of_another_tokenizer():
     modalities, _ = pathvqa_like(4)
-    model = tiny_jepa(modalities, text_weights="facebook/bart-base")
+    model = tiny_jepa(modalities, allow_random_weights=True, text_weights="facebook/bart-base")
     assert "tokenised by 'fixture', not by 'facebook/bart-base'" in model.provenance["text_teacher_decoder"]
 
 
@@ -203,7 +218,9 @@ def test_param_groups_split_image_and_decoder_learning_rates_and_cover_every_tra
     assert sorted(ids) == sorted(id(p) for p in model.parameters() if p.requires_grad)
     assert {id(p) for p in model.image_encoder.parameters()} <= {id(p) for p in image["params"]}
     assert {id(p) for p in model.prefix.parameters()} <= {id(p) for p in decoder["params"]}
-    assert [g["lr"] for g in tiny_jepa(modalities).param_groups(1e-3)] == [1e-3, 1e-3]
+    assert [g["lr"] for g in tiny_jepa(modalities).param_groups(1e-3)] == [1e-3, 1e-3]  # None: train.lr
+    seed_defaults = {"lr_image": JepaParams().lr_image, "lr_decoder": JepaParams().lr_decoder}
+    assert [g["lr"] for g in tiny_jepa(modalities, **seed_defaults).param_groups(1e-3)] == [3e-4, 3e-5]
 
 
 def test_warmup_epochs_give_the_cross_entropy_zero_weight():
@@ -356,3 +373,14 @@ scheduler: {{type: none}}
     assert 0 <= trial["final/val/exact_match_answer"] <= 1 and 0 <= trial["final/test/bleu_answer"] <= 100
     # random-init weights are said in the results table, not only in the log
     assert "random-init" in json.loads(trial[schema.WEIGHTS])["image_encoder"]
+
+
+def test_the_alignment_text_is_the_first_of_question_caption_answer_text():
+    def texts(*names):
+        return [ModalitySpec(name, "text", (4,), vocab_size=VOCAB, tokenizer="fixture", pad_id=PAD) for name in names]
+
+    assert alignment_text(texts("answer", "question")).name == "question"
+    assert alignment_text(texts("text", "answer", "caption")).name == "caption"
+    assert alignment_text(texts("text", "answer")).name == "answer"
+    assert alignment_text(texts("notes", "text")).name == "text"
+    assert alignment_text(texts("notes", "remarks")).name == "notes"  # none of the seed's names: the first

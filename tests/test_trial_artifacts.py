@@ -108,3 +108,29 @@ def test_pavlov_puts_both_modalities_in_one_t_sne_map(trained):
     tsne = tables[schema.ARTIFACT_TSNE]
     shared = tsne[tsne[schema.MAP] == schema.SHARED_MAP]
     assert set(shared[schema.MODALITY]) == {"image", "audio"} and len(shared) == 2 * 300
+
+
+def test_fusion_draws_images_from_captions_and_captions_from_images(tmp_path):
+    # mnist-captions in the hub's layout (a handful of rows, no mirror needed): an image decoded from its
+    # caption alone, scored against the image (ssim_caption_to_image) and kept beside the caption's text; a
+    # caption generated from the image, scored by BLEU and kept beside the reference
+    import hf_fixtures
+
+    hf_fixtures.mnist_captions(tmp_path / "mirror" / "mnist-captions", rows={"train": 80, "test": 30})
+    prepared = prepare("mnist-captions", {}, mirror=tmp_path / "mirror", cache_dir=tmp_path / "cache",
+                       log=lambda *a, **k: None)
+    history = fit_local("fusion", prepared, method_params={"encoder_width": 4, "hidden_dim": 16},
+                        train={"epochs": 1, "batch_size": 8, "probe_examples": 100, "eval_examples": 100},
+                        artifacts_dir=tmp_path / "artifacts")
+    metrics = history[-1]
+    for name in ("ssim_caption_to_image", "ssim_image_to_image", "bleu_caption"):
+        assert np.isfinite(metrics[f"test/{name}"]) and schema.higher_is_better(f"test/{name}"), name
+    tables = load_artifacts(tmp_path / "artifacts", "local")
+    samples = tables[schema.ARTIFACT_RECONSTRUCTIONS]
+    assert set(samples.groupby([schema.SOURCE, schema.TARGET]).size().index) == {("image", "image"),
+                                                                                ("caption", "image")}
+    from_text = samples[samples[schema.SOURCE] == "caption"]
+    assert from_text[schema.SOURCE_TEXT].str.startswith("a picture of a").all(), from_text[schema.SOURCE_TEXT]
+    assert samples.loc[samples[schema.SOURCE] == "image", schema.SOURCE_TEXT].isna().all()
+    captions = tables[schema.ARTIFACT_GENERATIONS]
+    assert (captions[schema.MODALITY] == "caption").all() and captions[schema.REFERENCE].str.len().gt(0).all()

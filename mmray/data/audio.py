@@ -75,9 +75,19 @@ def log_mel(wave: np.ndarray, sample_rate: int, n_mels: int, n_fft: int, hop_len
 def wav_log_mel(path: Path, p, note: Callable[[str], None] | None = None) -> tuple[np.ndarray, int]:
     """Log-mel (n_mels, frames) of one audio file with a benchmark's `sample_rate`, `n_mels`, `n_fft`,
     `hop_length` and `frames`, and the file's own sample rate: the per-recording step of the benchmarks
-    built from recordings (unstandardised; `standardise` follows with the training statistics)."""
+    built from recordings (unstandardised; `standardise` follows with the training statistics), each
+    normalised on its own first where `p.utterance_norm`."""
     wave, rate = load_wav(path, p.sample_rate, note)
-    return log_mel(wave, p.sample_rate, p.n_mels, p.n_fft, p.hop_length, p.frames), rate
+    mel = log_mel(wave, p.sample_rate, p.n_mels, p.n_fft, p.hop_length, p.frames)
+    return (utterance_normalise(mel) if p.utterance_norm else mel), rate
+
+
+def utterance_normalise(mels, axes=(-2, -1)):
+    """Per-utterance normalisation: each log-mel (numpy or torch, (..., n_mels, frames)) to mean 0 and
+    variance 1 over its own bins and frames, so a recording's loudness and channel offset are gone. The
+    benchmarks' `utterance_norm` applies it while preparing; mmray.augment again after augmenting."""
+    centred = mels - mels.mean(axis=axes, keepdims=True)
+    return centred / ((centred ** 2).mean(axis=axes, keepdims=True) + 1e-10) ** 0.5
 
 
 def log_mel_stats(train: np.ndarray) -> dict[str, float]:
@@ -89,7 +99,11 @@ def standardise(mels: np.ndarray, stats: dict[str, float]) -> np.ndarray:
     return ((mels - stats["audio_log_mel_mean"]) / stats["audio_log_mel_std"]).astype(np.float32)
 
 
-GRIFFIN_LIM_ITERATIONS = 32  # the time of an AV-MNIST log-mel's inversion: benchmarks/report_sections.py
+# Griffin-Lim iterations of `waveform_from_log_mel`. On an AV-MNIST log-mel and an idle core the inversion takes
+# 25 / 43 / 80 / 138 ms with 8 / 16 / 32 / 64 iterations and its re-analysed log-mel errs by 0.15 / 0.13 / 0.12 /
+# 0.11 (benchmarks/report_sections.py): 16 keep a demo request's three inversions (an input and two
+# translations) near 130 ms of its 300 ms, where 32 would take 240 ms for 0.01 less error.
+GRIFFIN_LIM_ITERATIONS = 16
 MEL_INVERSION_UPDATES = 10  # multiplicative updates after the pseudo-inverse: half its error, ~1 ms
 LOG_MEL_FLOOR = 1e-6  # what `log_mel` adds to the power before the log
 
@@ -99,23 +113,24 @@ def _param(params, name: str):
 
 
 @functools.lru_cache(maxsize=8)
-def _mel_basis(sample_rate: int, n_fft: int, n_mels: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """librosa's mel filter bank B (n_mels, 1 + n_fft // 2), its pseudo-inverse and B^T B."""
+def _mel_basis(sample_rate: int, n_fft: int, n_mels: int) -> tuple[np.ndarray, np.ndarray]:
+    """librosa's mel filter bank B (n_mels, 1 + n_fft // 2) and its pseudo-inverse."""
     basis = librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels).astype(np.float64)
-    return basis, np.linalg.pinv(basis), basis.T @ basis
+    return basis, np.linalg.pinv(basis)
 
 
 def stft_power_from_mel(mel_power: np.ndarray, sample_rate: int, n_fft: int) -> np.ndarray:
     """Non-negative STFT power X with B X close to `mel_power` (n_mels, frames): the pseudo-inverse, clipped
     and refined by multiplicative updates (X <- X * B^T M / B^T B X, which keep X >= 0 and lower |B X - M|).
     On FSDD digits and tones the re-analysed mel power is within 7-9 % of the input (pseudo-inverse alone
-    13-16 %, librosa's NNLS in mel_to_stft 6-16 % at ~50x the time)."""
-    basis, inverse, gram = _mel_basis(sample_rate, n_fft, len(mel_power))
+    13-16 %, librosa's NNLS in mel_to_stft 6-16 % at ~50x the time). The products are einsum's own loops, not
+    BLAS: on a busy machine threaded BLAS made these small ones take 10x as long."""
+    basis, inverse = _mel_basis(sample_rate, n_fft, len(mel_power))
     floor = 1e-12 * max(float(mel_power.max(initial=0.0)), 1e-30)
-    power = np.maximum(inverse @ mel_power, floor)
-    projected = basis.T @ mel_power
+    power = np.maximum(np.einsum("fm,mt->ft", inverse, mel_power), floor)
+    projected = np.einsum("mf,mt->ft", basis, mel_power)
     for _ in range(MEL_INVERSION_UPDATES):
-        power *= projected / np.maximum(gram @ power, 1e-30)
+        power *= projected / np.maximum(np.einsum("mf,mt->ft", basis, np.einsum("mf,ft->mt", basis, power)), 1e-30)
     return power
 
 

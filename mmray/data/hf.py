@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pyarrow as pa
@@ -48,6 +49,9 @@ class HFImageTextParams(TextParams):
     image_column: str | None = Field(None, description="image column (default: detected)")
     val_fraction: float = Field(0.1, gt=0, lt=0.5, description="train share held out as val if none")
     test_fraction: float = Field(0.1, gt=0, lt=0.5, description="train share held out as test if none")
+    unreadable_images: Literal["stop", "zero_fill"] = Field(
+        "stop", description="an image that does not decode stops the build (or, with --skip-bad, drops its rows); "
+                            "zero_fill: it becomes a black image, counted in the manifest (the MM-JEPA seed's way)")
 
 
 @dataclass
@@ -207,6 +211,14 @@ def _decode_image(item: tuple[str, bytes | None, str | None], size: int, channel
     return array[None] if channels == 1 else array.transpose(2, 0, 1)
 
 
+def _decode_image_or_zeros(item, size: int, channels: int) -> tuple[np.ndarray, str | None]:
+    """`_decode_image`, or a black image and why when it does not decode."""
+    try:
+        return _decode_image(item, size, channels), None
+    except DataError as error:
+        return np.zeros((channels, size, size), np.uint8), str(error)
+
+
 def _image_payload(value, base_dir: Path | None) -> tuple[bytes | None, str | None]:
     """HF image cells are {'bytes', 'path'} structs; plain binary or path columns work too."""
     if isinstance(value, dict):
@@ -221,11 +233,12 @@ def _image_payload(value, base_dir: Path | None) -> tuple[bytes | None, str | No
 
 
 def decode_images(data: HFData, table: pa.Table, column: str, raw, size: int, channels: int,
-                  desc: str) -> tuple[np.ndarray, np.ndarray]:
+                  desc: str, zero_fill: list[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """float32 (N, C, size, size) in [0, 1] for the rows whose image decodes, and those rows' indices.
 
     Each distinct image is decoded once (PathVQA asks several questions about one image), in parallel. A bad
-    image stops the build, or with --skip-bad drops its rows.
+    image stops the build, or with --skip-bad drops its rows; given a `zero_fill` list, it becomes a black
+    image instead and why is appended to the list.
     """
     cells = table.column(column).to_pylist()
     sources, rows = table.column(SOURCE_SPLIT).to_pylist(), table.column(SOURCE_ROW).to_pylist()
@@ -238,7 +251,12 @@ def decode_images(data: HFData, table: pa.Table, column: str, raw, size: int, ch
             place = f", {payload[1]}" if payload[1] else ""
             where = f"{data.source}: split {sources[index]} row {rows[index]} (column {column!r}{place})"
             unique.append((where, *payload))
-    decoded = map_files(partial(_decode_image, size=size, channels=channels), unique, raw, desc=desc)
+    if zero_fill is None:
+        decoded = map_files(partial(_decode_image, size=size, channels=channels), unique, raw, desc=desc)
+    else:
+        outcomes = map_files(partial(_decode_image_or_zeros, size=size, channels=channels), unique, raw, desc=desc)
+        decoded = [image for image, _ in outcomes]
+        zero_fill.extend(why for _, why in outcomes if why is not None)
     keep = np.array([i for i, p in enumerate(payloads) if decoded[first_of[p]] is not None], np.int64)
     images = np.empty((len(keep), channels, size, size), np.float32)
     for out, index in enumerate(keep):
@@ -286,15 +304,21 @@ def image_splits(data: HFData, p: HFImageTextParams, raw, channels: int,
     """
     column = data.pick_column("image", IMAGE_COLUMNS, p.image_column, "image_column")
     tables, carved = carve_splits(data, p.seed, p.val_fraction, p.test_fraction, p.limit)
-    images = {}
+    images, zero_filled = {}, {}
     for split, table in tables.items():
+        failed = [] if p.unreadable_images == "zero_fill" else None
         images[split], keep = decode_images(data, table, column, raw, p.image_size, channels,
-                                            desc=f"{name} {split} images")
+                                            desc=f"{name} {split} images", zero_fill=failed)
         tables[split] = table.take(keep)
+        if failed:
+            raw.log(f"{name} {split}: {len(failed)} images do not decode and were zero-filled (the first: "
+                    f"{failed[0]})")
+            zero_filled[split] = {"count": len(failed), "first": failed[0]}
     extra = {
         "source": data.source,
         "columns": {"image": column},
         "carved_from_train": carved,
         "normalization": {"image": f"centre square crop, bicubic resize to {p.image_size}, pixels / 255"},
+        "zero_filled_images": zero_filled,  # split -> how many distinct images did not decode, and the first
     }
     return images, tables, extra

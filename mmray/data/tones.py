@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from pydantic import Field
 
-from mmray.data.audio import log_mel
+from mmray.data.audio import log_mel, utterance_normalise
 from mmray.data.spec import BenchmarkParams
 
 
@@ -19,6 +19,8 @@ class ToneParams(BenchmarkParams):
     n_fft: int = Field(512, gt=0)
     hop_length: int = Field(200, gt=0)  # 25 ms at 8 kHz: 40 frames cover the 1-s tone
     frames: int = Field(40, gt=0)
+    utterance_norm: bool = Field(False, description="each log-mel to mean 0 and variance 1 over its own bins "
+                                 "and frames, before the training statistics standardise the split")
 
     def check_band(self, what: str, low: float, high: float) -> None:
         if not 0 < low < high < self.sample_rate / 2:
@@ -28,7 +30,8 @@ class ToneParams(BenchmarkParams):
 
 def tone_log_mels(f_start: np.ndarray, f_end: np.ndarray, p: ToneParams,
                   rng: np.random.Generator) -> np.ndarray:
-    """(N, n_mels, frames) unnormalised log-mels of 1-s tones gliding log-linearly from f_start to f_end Hz.
+    """(N, n_mels, frames) unstandardised log-mels (per utterance normalised where `p.utterance_norm`) of 1-s
+    tones gliding log-linearly from f_start to f_end Hz.
 
     f_start == f_end gives a steady sine. Each tone has a random phase and amplitude and additive noise.
     """
@@ -41,4 +44,4 @@ def tone_log_mels(f_start: np.ndarray, f_end: np.ndarray, p: ToneParams,
         wave = amplitudes[i] * np.sin(phases[i] + 2 * np.pi * np.cumsum(freq) / p.sample_rate)
         wave += p.noise * rng.standard_normal(len(t))
         out[i] = log_mel(wave.astype(np.float32), p.sample_rate, p.n_mels, p.n_fft, p.hop_length, p.frames)
-    return out
+    return utterance_normalise(out) if p.utterance_norm else out

@@ -2,7 +2,7 @@
 as a trial, over in-memory tensors. For benchmark baselines, notebooks and debugging a method.
 
     from mmray.engine.local import fit_local
-    history = fit_local("pavlov", prepared, train={"epochs": 2})
+    history = fit_local("pavlov", prepared, train={"epochs": 2}, augment={"audio": {"time_masks": 2}})
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 
 import torch
 
+from mmray.augment.params import AugmentParams
 from mmray.data.shards import PreparedData, read_split
 from mmray.engine.batching import tensor_batches
 from mmray.engine.loop import EpochLoop
@@ -22,8 +23,9 @@ from mmray.results.artifacts import write_artifacts
 
 
 def fit_local(method: str | Method, prepared: PreparedData, *, method_params: Mapping | None = None,
-              train: Mapping | TrainParams | None = None, seed: int = 0, torch_threads: int | None = None,
-              artifacts_dir: str | os.PathLike | None = None,
+              train: Mapping | TrainParams | None = None, augment: Mapping | AugmentParams | None = None,
+              seed: int = 0, torch_threads: int | None = None,
+              artifacts_dir: str | os.PathLike | None = None, allow_random_weights: bool = False,
               on_epoch: Callable[[dict], None] | None = None) -> list[dict]:
     """Train and evaluate like one trial; returns one metrics dict per epoch (also passed to `on_epoch`).
 
@@ -35,9 +37,10 @@ def fit_local(method: str | Method, prepared: PreparedData, *, method_params: Ma
     seed_everything(seed)
     modalities = prepared.modalities
     train_split = read_split(prepared, "train")
-    model = method if isinstance(method, Method) else build_method(method, modalities, prepared.num_classes,
-                                                                   method_params)
-    loop = EpochLoop(model, params, prepared)
+    model = method if isinstance(method, Method) else build_method(
+        method, modalities, prepared.num_classes, method_params, allow_random_weights=allow_random_weights)
+    augment = augment if isinstance(augment, AugmentParams) else AugmentParams.model_validate(dict(augment or {}))
+    loop = EpochLoop(model, params, prepared, augment=augment, augment_seed=seed)
     generator = torch.Generator().manual_seed(seed)
     history, last = [], None
     for last in loop.run(lambda epoch: tensor_batches(train_split, params.batch_size, modalities, shuffle=True,

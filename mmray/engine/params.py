@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -12,6 +14,10 @@ class TrainParams(BaseModel):
     epochs: int = Field(10, ge=1)
     batch_size: int = Field(128, ge=2)
     lr: float = Field(1e-3, gt=0)
+    lr_schedule: Literal["constant", "cosine"] = Field("constant", description="per optimizer step, on each "
+                                                       "parameter group's lr: constant, or a half cosine to 0")
+    warmup_fraction: float = Field(0.0, ge=0, lt=1, description="share of the run's steps over which the lr "
+                                   "first rises linearly (the MM-JEPA seed: 0.06 with cosine)")
     weight_decay: float = Field(1e-4, ge=0)
     grad_clip: float | None = 5.0
     shuffle_buffer: int = Field(4096, ge=0, description="rows shuffled together while a worker streams its shard "

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from mmray.data.spec import ModalitySpec
+from mmray.errors import MissingWeightsError
 from mmray.methods import METHODS
 from mmray.methods.base import Batch, Method
 
@@ -21,11 +22,28 @@ def seed_everything(seed: int) -> None:
 
 
 def build_method(name: str, modalities: tuple[ModalitySpec, ...], num_classes: int,
-                 params: Mapping | None = None, architecture: dict | None = None) -> Method:
-    """A method's model; with `architecture` (what `Method.architecture()` returned), exactly that shape."""
+                 params: Mapping | None = None, architecture: dict | None = None, *,
+                 allow_random_weights: bool = False) -> Method:
+    """A method's model; with `architecture` (what `Method.architecture()` returned), exactly that shape.
+
+    Pretrained weights the params name must load: otherwise MissingWeightsError says which and how to get
+    them, unless `allow_random_weights` lets those parts start from random weights (logged and recorded in
+    the model's provenance). An exported model (`architecture`) brings its own weights."""
     cls = METHODS.get(name)
-    extra = {"architecture": architecture} if architecture else {}
-    return cls(modalities, num_classes, cls.Params.model_validate(dict(params or {})), **extra)
+    validated = cls.Params.model_validate(dict(params or {}))
+    if architecture:
+        return cls(modalities, num_classes, validated, architecture=architecture)
+    if not allow_random_weights:
+        check_weights(cls, validated, modalities)
+    return cls(modalities, num_classes, validated)
+
+
+def check_weights(cls: type[Method], params, modalities: tuple[ModalitySpec, ...]) -> None:
+    """Stop, naming each missing part and its fix, when pretrained weights the params name cannot load."""
+    missing = cls.missing_weights(params, modalities)
+    if missing:
+        raise MissingWeightsError(f"{cls.name}: {'; '.join(missing)}. Or set those weights to null for "
+                                  "random initialisation, or allow_random_weights: true (tests)")
 
 
 def to_batch(columns: Mapping[str, torch.Tensor], modalities: tuple[ModalitySpec, ...]) -> Batch:
@@ -37,8 +55,10 @@ def to_batch(columns: Mapping[str, torch.Tensor], modalities: tuple[ModalitySpec
 
 
 def train_epoch(model: torch.nn.Module, batches: Iterable[Batch], optimizer: torch.optim.Optimizer,
-                grad_clip: float | None = None) -> dict[str, float]:
-    """One pass over `batches`; returns each loss term's mean over the epoch."""
+                grad_clip: float | None = None,
+                scheduler: torch.optim.lr_scheduler.LRScheduler | None = None) -> dict[str, float]:
+    """One pass over `batches`, stepping `scheduler` (if any) after each optimizer step; returns each loss
+    term's mean over the epoch."""
     model.train()
     sums: dict[str, float] = defaultdict(float)
     count = 0
@@ -49,6 +69,8 @@ def train_epoch(model: torch.nn.Module, batches: Iterable[Batch], optimizer: tor
         if grad_clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
         optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
         for key, value in losses.items():
             sums[key] += float(value.detach())
         count += 1

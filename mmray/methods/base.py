@@ -13,6 +13,12 @@ from mmray.data.spec import ModalitySpec
 Batch = dict[str, torch.Tensor]  # modality name -> (B, *shape) float tensor, plus "label" -> (B,) long
 
 
+def second_view(modality: str) -> str:
+    """The batch key of a modality's second augmented view (training batches of a method that wants two views,
+    with `augment.views: 2`; mmray.augment)."""
+    return f"{modality}#view2"
+
+
 class MethodParams(BaseModel):
     """A method's knobs, each a typed field with its default; a sweep may search any of them."""
 
@@ -26,6 +32,9 @@ class Method(nn.Module):
     Params: ClassVar[type[MethodParams]] = MethodParams
     min_modalities: ClassVar[int] = 2
     kinds: ClassVar[tuple[str, ...]] = ("image", "audio", "text")  # modality kinds it has encoders for
+    # True: its losses use a second augmented view of each modality (batch[second_view(name)]) where the
+    # training batches have one; the sweep refuses `augment.views: 2` for a method without it
+    wants_two_views: ClassVar[bool] = False
 
     @classmethod
     def incompatibility(cls, modalities: tuple[ModalitySpec, ...]) -> str | None:
@@ -118,3 +127,16 @@ class Method(nn.Module):
         """Square matrices the method applies per modality (pavlov: its rotations in SO(k)), stored as a
         per-trial artifact at the final epoch. Default: None."""
         return None
+
+    @classmethod
+    def missing_weights(cls, params: MethodParams, modalities: tuple[ModalitySpec, ...]) -> list[str]:
+        """What keeps the pretrained weights these params name from loading here, one line each (not in the
+        local cache, or unfit for the benchmark's inputs). `build_method` refuses to build while any is left,
+        unless random weights are allowed (the spec's allow_random_weights). Default: none named."""
+        return []
+
+    @classmethod
+    def modalities_used(cls, params: MethodParams, modalities: tuple[ModalitySpec, ...]) -> tuple[ModalitySpec, ...]:
+        """The benchmark's modalities a model with these params trains on and embeds (ValueError naming the valid
+        ones for a bad choice). Default: all of them."""
+        return modalities

@@ -4,19 +4,24 @@ Each modality becomes a sequence of latents z_1..z_T: a log-mel (1, mels, frames
 over its frames (mels are the channels; one latent per two frames), an image (C, H, W) through one small conv
 net per non-overlapping `patch_size` patch, the patches in raster order. One GRU, shared by all modalities
 (told which one by a learned embedding added to its input), summarises the past: c_t = GRU(z_1..z_t). For
-k = 1..K a linear map W_k predicts z_{t+k} from c_t, scored by cosine / temperature against
-    inbatch          the latents at t+k of the other sequences in the batch,
-    queue            those plus the latents at t + k of a FIFO queue of past sequences of the same modality
-                     (detached, `queue_size` sequences),
-    queue+synthetic  those plus two hard negatives per prediction: the positive with Gaussian noise
-                     (`noise_scale`, detached) and a latent of the same sequence at another time,
-    crossmodal       the in-batch ones plus the other modality's latents of the batch (when it is present).
+k = 1..K a linear map W_k predicts z_{t+k} from c_t, scored by cosine / temperature against the latents at t+k
+of the other sequences in the batch (`inbatch`), plus, as `negatives` combines them with "+":
+    queue            the latents at t + k of a FIFO queue of past sequences of the same modality (`queue_size`
+                     sequences), encoded by a momentum (exponential moving average) copy of the encoders as in
+                     MoCo, so the queue does not go stale as the encoders move (`momentum`; 0: the online
+                     encoders' latents, detached),
+    synthetic        two hard negatives per prediction: the positive with Gaussian noise (`noise_scale`,
+                     detached) and a latent of the same sequence at another time,
+    crossmodal       the other modality's latents of the batch (when it is present).
 With two modalities, InfoNCE between the mean contexts of a pair aligns them (weight `w_align`).
 The embedding of a modality is its mean context; 'fused' is the mean of the normalised ones present.
+`modalities` trains on a subset of the benchmark's modalities (CIFAR-2's images without the tone that names
+their class): the others are never read. Defaults follow the seed where it is specific (a context of 256).
 """
 
 from __future__ import annotations
 
+import copy
 import itertools
 from typing import Literal
 
@@ -29,14 +34,19 @@ from mmray.data.spec import ModalitySpec
 from mmray.methods.base import Batch, Method, MethodParams
 from mmray.methods.losses import cpc_info_nce, info_nce, perturbed_negatives, time_shifted_negatives
 
-NegativeMode = Literal["inbatch", "queue", "queue+synthetic", "crossmodal"]
+NegativeMode = Literal["inbatch", "queue", "queue+synthetic", "crossmodal", "queue+crossmodal",
+                       "queue+synthetic+crossmodal"]
 
 
 class CPCParams(MethodParams):
     negatives: NegativeMode = "inbatch"
     queue_size: int = Field(1024, ge=1)
+    momentum: float = Field(0.99, ge=0, lt=1, description="queue modes: EMA rate of the encoders whose latents "
+                                                           "are queued; 0: the online encoders' own")
+    modalities: list[str] | None = Field(None, description="the benchmark's modalities to train and embed; "
+                                                           "None: all")
     z_dim: int = Field(64, ge=2)
-    c_dim: int = Field(128, ge=2)
+    c_dim: int = Field(256, ge=2)
     prediction_steps: int = Field(4, ge=1)
     temperature: float = Field(0.1, gt=0)
     noise_scale: float = Field(0.1, ge=0)  # std of the noise on a normalised positive (queue+synthetic)
@@ -129,9 +139,22 @@ class CPC(Method):
     min_modalities = 1
     kinds = ("image", "audio")  # sequence encoders over audio frames and image patches
 
+    @classmethod
+    def modalities_used(cls, params: CPCParams, modalities: tuple[ModalitySpec, ...]) -> tuple[ModalitySpec, ...]:
+        if params.modalities is None:
+            return modalities
+        names = [m.name for m in modalities]
+        unknown = [n for n in params.modalities if n not in names]
+        if unknown or not params.modalities:
+            raise ValueError(f"cpc: modalities {params.modalities} must name some of the benchmark's "
+                             f"modalities {names}")
+        return tuple(m for m in modalities if m.name in params.modalities)
+
     def __init__(self, modalities, num_classes: int, params: CPCParams):
+        modalities = self.modalities_used(params, modalities)
         super().__init__(modalities, num_classes, params)
         p = params
+        self.negative_kinds = set(p.negatives.split("+"))
         self.encoders = nn.ModuleDict({m.name: build_sequence_encoder(m, p) for m in modalities})
         self.modality_embedding = nn.ParameterDict(
             {m.name: nn.Parameter(torch.zeros(p.z_dim)) for m in modalities})
@@ -140,9 +163,11 @@ class CPC(Method):
             nn.Linear(p.c_dim, p.z_dim, bias=False) for _ in range(p.prediction_steps))
         # whole latent sequences are queued, so that a prediction of time t + k meets past latents of t + k,
         # like its in-batch negatives (a patch's raster position shows in it: other times are easy negatives)
-        queued = p.negatives.startswith("queue")
+        queued = "queue" in self.negative_kinds
         self.queues = nn.ModuleDict(
             {m.name: LatentQueue(p.queue_size, self.sequence_shape(m)) for m in modalities} if queued else {})
+        self.momentum_encoders = (copy.deepcopy(self.encoders).requires_grad_(False) if queued and p.momentum > 0
+                                  else None)
 
     @torch.no_grad()
     def sequence_shape(self, spec: ModalitySpec) -> tuple[int, ...]:
@@ -154,9 +179,21 @@ class CPC(Method):
         c, _ = self.context(z + self.modality_embedding[modality])
         return z, c
 
+    @torch.no_grad()
+    def queued_latents(self, modality: str, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """What a training batch adds to its modality's queue: the momentum encoder's latents, after one EMA
+        step towards the online encoder (or, without momentum, the online latents)."""
+        if self.momentum_encoders is None:
+            return z.detach()
+        online, key = self.encoders[modality], self.momentum_encoders[modality]
+        for target, source in zip(key.parameters(), online.parameters()):
+            target.lerp_(source.detach(), 1 - self.params.momentum)
+        return key(x)
+
     def cpc_loss(self, modality: str, z: torch.Tensor, c: torch.Tensor,
-                 other: torch.Tensor | None) -> torch.Tensor:
-        """Mean InfoNCE over the prediction steps that fit in the sequence; `other`: another modality's z."""
+                 other: torch.Tensor | None, x: torch.Tensor) -> torch.Tensor:
+        """Mean InfoNCE over the prediction steps that fit in the sequence; `other`: another modality's z;
+        `x` the modality's input (encoded again by the momentum encoder for the queue)."""
         p = self.params
         steps = min(p.prediction_steps, z.shape[1] - 1)
         queued = self.queues[modality].contents() if modality in self.queues else None
@@ -166,16 +203,18 @@ class CPC(Method):
             predictions = self.predictors[k - 1](c[:, :-k]).transpose(0, 1)
             positives = z[:, k:].transpose(0, 1)
             hard = None
-            if p.negatives == "queue+synthetic":
+            if "synthetic" in self.negative_kinds:
                 hard = torch.stack([perturbed_negatives(positives, p.noise_scale),
                                     time_shifted_negatives(z.transpose(0, 1), k)], dim=2)
-            negatives = queued[:, k:].transpose(0, 1) if queued is not None else None
-            if p.negatives == "crossmodal" and other is not None:
+            negatives = [queued[:, k:].transpose(0, 1)] if queued is not None else []
+            if "crossmodal" in self.negative_kinds and other is not None:
                 picks = torch.randint(other.shape[1], (len(positives),), device=other.device)
-                negatives = other[:, picks].transpose(0, 1)  # one random time of every pair, per group
+                negatives.append(other[:, picks].transpose(0, 1))  # one random time of every pair, per group
+            negatives = torch.cat(negatives, dim=1) if negatives else None
             terms.append(cpc_info_nce(predictions, positives, negatives, p.temperature, hard_negatives=hard))
         if modality in self.queues and self.training:
-            self.queues[modality].push(z)  # MoCo-style: after use, so a sequence is never its own negative
+            # after use, so a sequence is never its own negative
+            self.queues[modality].push(self.queued_latents(modality, x, z))
         return torch.stack(terms).mean()
 
     def losses(self, batch: Batch) -> dict[str, torch.Tensor]:
@@ -185,7 +224,7 @@ class CPC(Method):
         out = {}
         for m in names:
             other = next((seq[n][0] for n in names if n != m), None)
-            out[f"cpc_{m}"] = self.cpc_loss(m, *seq[m], other)
+            out[f"cpc_{m}"] = self.cpc_loss(m, *seq[m], other, batch[m])
         cpc = torch.stack(list(out.values())).mean()
         total = p.w_cpc * cpc
         out["cpc"] = cpc

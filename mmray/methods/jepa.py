@@ -12,9 +12,11 @@ Generation: an MLP maps v to M visual prefix tokens, put BEFORE the teacher's st
     L_ce = token cross-entropy over the target's tokens and its end (the first pad), ignoring the other pads.
 Total: λ_align L_align + λ_ce L_ce, with λ_ce = 0 in the first `warmup_epochs` epochs (alignment only).
 
-Text modalities: the first is the prompt (PathVQA: the question), the last the target (the answer). A single
-text modality (a caption) is both the alignment target and the generated text; the decoder then reads only
-the visual prefix, since with the caption's own states in its memory it could copy instead of describing.
+Text modalities: the prompt, which is also the alignment target, is the first of question > caption > answer >
+text the benchmark has (the seed's order; else its first text modality); the target is the last (PathVQA: the
+question and the answer). A single text modality (a caption) is both the alignment target and the generated
+text; the decoder then reads only the visual prefix, since with the caption's own states in its memory it could
+copy instead of describing. The prefix tokens pass a LayerNorm, as in the seed.
 With one vocabulary per text modality (the `vocab` tokenizer) the decoder's own embeddings and head learn the
 target's words; the frozen teacher reads every text modality with its one table, a fixed arbitrary code.
 Images are expected in [0, 1] (the image+text benchmarks divide pixels by 255); a pretrained DINOv2 gets
@@ -26,6 +28,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -38,16 +41,18 @@ from mmray.methods.base import Batch, Method, MethodParams
 from mmray.methods.losses import cosine_alignment, token_cross_entropy
 
 log = logging.getLogger(__name__)
+ALIGNMENT_TEXTS = ("question", "caption", "answer", "text")  # the seed's order of preference
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # DINOv2's image preprocessing
 
 
 class JepaParams(MethodParams):
-    lambda_align: float = Field(1.0, ge=0)
+    # Defaults: the MM-JEPA seed's (its README).
+    lambda_align: float = Field(0.5, ge=0)
     lambda_ce: float = Field(1.0, ge=0)
     warmup_epochs: int = Field(1, ge=0, description="first epochs trained on the alignment loss alone")
-    prefix_tokens: int = Field(4, ge=1, description="M visual prefix tokens, read before the prompt")
-    lr_image: float | None = Field(None, gt=0, description="image encoder + adapter; None: train.lr")
-    lr_decoder: float | None = Field(None, gt=0, description="decoder + prefix MLP; None: train.lr")
+    prefix_tokens: int = Field(8, ge=1, description="M visual prefix tokens, read before the prompt")
+    lr_image: float | None = Field(3e-4, gt=0, description="image encoder + adapter; None: train.lr")
+    lr_decoder: float | None = Field(3e-5, gt=0, description="decoder + prefix MLP; None: train.lr")
     adapter: bool = Field(True, description="linear adapter from the image embedding to the teacher's width")
     image_weights: str | None = Field("facebook/dinov2-small", description="hub name if cached; None: random")
     text_weights: str | None = Field("facebook/bart-base", description="hub name if cached; None: random")
@@ -70,6 +75,12 @@ class JepaParams(MethodParams):
         return self
 
 
+def alignment_text(texts: list[ModalitySpec]) -> ModalitySpec:
+    """The text modality the image is aligned to: the first of ALIGNMENT_TEXTS present, else the first."""
+    by_name = {m.name: m for m in texts}
+    return next((by_name[name] for name in ALIGNMENT_TEXTS if name in by_name), texts[0])
+
+
 def masked_mean(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean of (B, T, D) states over the positions where the (B, T) mask is true; zeros for an empty row."""
     weights = mask.to(states.dtype).unsqueeze(-1)
@@ -85,14 +96,24 @@ def target_mask(ids: torch.Tensor, pad_id: int) -> torch.Tensor:
     return tokens | first_pad
 
 
-def _cached(model_class, name: str | None, part: str) -> tuple[nn.Module | None, str]:
+def _cached(model_class, name: str) -> tuple[nn.Module | None, str]:
     """The pretrained model `name` if the local Hugging Face cache has it (never downloaded), else why not."""
-    if name is None:
-        return None, f"{part}_weights is None"
     try:
         return model_class.from_pretrained(name, local_files_only=True), name
     except OSError as error:  # huggingface_hub's "not in the cache" errors are OSErrors
         return None, f"{name} is not in the local Hugging Face cache ({type(error).__name__})"
+
+
+def in_local_cache(name: str) -> bool:
+    """Whether `name` (a hub id or a local folder) can be loaded offline, judged by its config.json."""
+    from huggingface_hub import try_to_load_from_cache
+
+    if Path(name).is_dir():
+        return (Path(name) / "config.json").is_file()
+    try:
+        return isinstance(try_to_load_from_cache(name, "config.json"), str)
+    except ValueError:  # not a valid hub id
+        return False
 
 
 def _random_init_warning(part: str, config: str, reason: str) -> str:
@@ -122,7 +143,7 @@ class Jepa(Method):
         p = params
         self.image = next(m for m in modalities if m.kind == "image")
         texts = [m for m in modalities if m.kind == "text"]
-        self.prompt, self.target = texts[0], texts[-1]
+        self.prompt, self.target = alignment_text(texts), texts[-1]
         self.pad_id = self.target.pad_id
         if architecture:  # an exported model: exactly its shapes, whatever the local cache holds now
             self.image_encoder = Dinov2Model(Dinov2Config.from_dict(architecture["image_encoder"]))
@@ -155,16 +176,48 @@ class Jepa(Method):
         self.adapter = nn.Linear(image_width, width) if p.adapter else nn.Identity()
         self.prefix = nn.Sequential(nn.Linear(image_width, width), nn.GELU(),
                                     nn.Linear(width, p.prefix_tokens * width))
+        # On the scale of the teacher's states the prefix sits beside in the decoder's memory (as the seed).
+        self.prefix_norm = nn.LayerNorm(width)
         for name, stats in (("pixel_mean", IMAGENET_MEAN), ("pixel_std", IMAGENET_STD)):
             self.register_buffer(name, torch.tensor(stats).view(1, 3, 1, 1) if pretrained_image else None)
         self.epoch = 1
 
+    @staticmethod
+    def _weights_unfit(p: JepaParams, modalities) -> dict[str, str]:
+        """Why a part's named weights cannot read this benchmark's inputs, by the param naming them."""
+        unfit = {}
+        image = next(m for m in modalities if m.kind == "image")
+        if p.image_weights is not None and image.shape[0] not in (1, 3):
+            unfit["image_weights"] = (f"pretrained encoders read RGB, {image.name!r} has {image.shape[0]} "
+                                      "channels")
+        foreign = [m for m in modalities if m.kind == "text" and m.tokenizer != p.text_weights]
+        if p.text_weights is not None and foreign:  # pretrained BART reads only ids of its own tokenizer
+            unfit["text_weights"] = (f"the text was tokenised by {foreign[0].tokenizer!r}, not by "
+                                     f"{p.text_weights!r} (set the benchmark's tokenizer: {p.text_weights})")
+        return unfit
+
+    @classmethod
+    def missing_weights(cls, params: JepaParams, modalities) -> list[str]:
+        unfit, lines = cls._weights_unfit(params, modalities), []
+        for field in ("image_weights", "text_weights"):
+            name = getattr(params, field)
+            if field in unfit:
+                lines.append(f"{field} {name!r} cannot be used: {unfit[field]}")
+            elif name is not None and not in_local_cache(name):
+                lines.append(f"{field} {name!r} is not in the local Hugging Face cache (fetch it once online: "
+                             f"hf download {name})")
+        return lines
+
+    def _pretrained(self, model_class, field: str) -> tuple[nn.Module | None, str]:
+        """The part's pretrained model from the local cache, or None and why not."""
+        name, unfit = getattr(self.params, field), self._weights_unfit(self.params, self.modalities).get(field)
+        if name is None or unfit:
+            return None, unfit or f"{field} is None"
+        return _cached(model_class, name)
+
     def _image_encoder(self, p: JepaParams) -> tuple[Dinov2Model, str]:
         channels, size = self.image.shape[0], self.image.shape[-1]
-        if channels in (1, 3):
-            model, reason = _cached(Dinov2Model, p.image_weights, "image")
-        else:
-            model, reason = None, f"pretrained encoders read RGB, {self.image.name!r} has {channels} channels"
+        model, reason = self._pretrained(Dinov2Model, "image_weights")
         if model is not None:
             return model, reason
         config = Dinov2Config(hidden_size=p.image_dim, num_hidden_layers=p.image_layers,
@@ -174,12 +227,7 @@ class Jepa(Method):
         return Dinov2Model(config), _random_init_warning("image encoder", described, reason)
 
     def _bart(self, p: JepaParams, texts: list[ModalitySpec]) -> tuple[BartModel, str]:
-        foreign = [m.tokenizer for m in texts if m.tokenizer != p.text_weights]
-        if p.text_weights is not None and foreign:
-            # Pretrained BART reads only ids of its own tokenizer.
-            model, reason = None, f"the text was tokenised by {foreign[0]!r}, not by {p.text_weights!r}"
-        else:
-            model, reason = _cached(BartModel, p.text_weights, "text")
+        model, reason = self._pretrained(BartModel, "text_weights")
         if model is not None:
             return model, reason
         longest = max(m.shape[0] for m in texts)
@@ -231,7 +279,8 @@ class Jepa(Method):
 
     def memory(self, image_embedding: torch.Tensor, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """What the decoder cross-attends to: M visual prefix tokens, then the prompt's teacher states."""
-        prefix = self.prefix(image_embedding).view(len(image_embedding), self.params.prefix_tokens, -1)
+        prefix = self.prefix_norm(self.prefix(image_embedding).view(len(image_embedding),
+                                                                     self.params.prefix_tokens, -1))
         parts, masks = [prefix], [torch.ones(prefix.shape[:2], dtype=torch.bool, device=prefix.device)]
         if self.prompt is not self.target and self.prompt.name in batch:
             states, mask = self.teacher_states(batch[self.prompt.name])

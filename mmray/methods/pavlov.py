@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmray.methods.base import Batch, Method, MethodParams
+from mmray.methods.base import Batch, Method, MethodParams, second_view
 from mmray.methods.encoders import MLPDecoder, build_encoder
 from mmray.methods.losses import info_nce, orthogonality, reconstruction, rotation_from_skew
 
@@ -29,12 +29,14 @@ class PavlovParams(MethodParams):
     w_cross: float = 1.0
     w_contrastive: float = 1.0
     w_orthogonality: float = 0.1
+    w_views: float = 1.0  # InfoNCE between two augmented views of each modality (with augment.views: 2)
 
 
 class Pavlov(Method):
     name = "pavlov"
     Params = PavlovParams
     kinds = ("image", "audio")  # its decoders reconstruct by MSE, which token ids do not suit
+    wants_two_views = True
 
     def __init__(self, modalities, num_classes: int, params: PavlovParams):
         super().__init__(modalities, num_classes, params)
@@ -71,7 +73,13 @@ class Pavlov(Method):
         ]).mean()
         ortho = orthogonality(self.encode.weight) + orthogonality(self.decode.weight.T)
         total = p.w_same * same + p.w_cross * cross + p.w_contrastive * contrastive + p.w_orthogonality * ortho
-        return {"loss": total, "same": same, "cross": cross, "contrastive": contrastive, "orthogonality": ortho}
+        out = {"same": same, "cross": cross, "contrastive": contrastive, "orthogonality": ortho}
+        viewed = [m for m in names if second_view(m) in batch]
+        if viewed:  # SimCLR-style: an example's two augmented views against the batch's other examples
+            out["views"] = torch.stack([info_nce(z[m], self.latent(m, batch[second_view(m)]), p.temperature)
+                                        for m in viewed]).mean()
+            total = total + p.w_views * out["views"]
+        return {"loss": total, **out}
 
     def embed(self, batch: Batch) -> dict[str, torch.Tensor]:
         z = {m.name: self.latent(m.name, batch[m.name]) for m in self.modalities if m.name in batch}

@@ -4,22 +4,33 @@ under ASHA (or no early stopping), all writing into one results folder."""
 from __future__ import annotations
 
 import logging
+import math
 import os
 import shutil
 import tempfile
 import time
+import warnings
 from pathlib import Path
+from typing import Any
 
 import optuna
 import ray
 import yaml
 from ray import tune
-from ray.tune.schedulers import ASHAScheduler
+from ray.tune.schedulers import AsyncHyperBandScheduler
 from ray.tune.search import BasicVariantGenerator
 from ray.tune.search.optuna import OptunaSearch
 
 from mmray import storage
-from mmray.config import BenchmarkEntry, SearchKey, SweepSpec, TrialConfig
+from mmray.config import (
+    BenchmarkEntry,
+    SchedulerConfig,
+    SearchConfig,
+    SweepSpec,
+    TrialConfig,
+    first_point,
+    searched_paths,
+)
 from mmray.data import prepare
 from mmray.data.sources import cache_root
 from mmray.errors import MmrayError, SpecError
@@ -88,10 +99,12 @@ def param_space(spec: SweepSpec, entry: BenchmarkEntry, method: str, seed: int, 
     """Tune's param_space of one run: a TrialConfig as a dict, with a search dimension at every searched field."""
     space = TrialConfig.for_run(spec, entry, method, seed, run=run_name(entry.name, method, seed), mirror=mirror,
                                 cache_dir=cache_dir, results_dir=results_dir).model_dump()
-    for key, dim in spec.search_space.items():
-        searched = SearchKey.parse(key, spec.methods)
-        if searched.applies_to(method):
-            space[searched.trial_field][searched.field] = dim.to_tune()
+    for path, dim in searched_paths(spec, method).values():
+        *parents, leaf = path  # augment.<kind>.<knob> sits one level deeper than the other sections' fields
+        target = space
+        for part in parents:
+            target = target[part]
+        target[leaf] = dim.to_tune(grid=spec.search.algorithm == "grid")
     return space
 
 
@@ -157,10 +170,12 @@ def _run_tune(spec: SweepSpec, results_dir: Location, resume: bool, mirror, cach
         space = param_space(spec, entry, method, first_seed, mirror=mirror, cache_dir=cache_dir,
                             results_dir=results_dir)
         search = f"{spec.search.algorithm} search" if spec.search_space else "fixed config"
+        first = (first_point(spec, entry, method)
+                 if spec.search.first_trial == "defaults" and spec.search_space else None)
         results = _restore_or_tune(
             spec, trainable, name, results_dir, resume, log, lambda: _tuner(
-                spec, trainable, space, name, results_dir, callbacks, concurrency, first_seed),
-            f"{spec.search.num_samples} trials, {search}, {spec.scheduler.type} scheduler, "
+                spec, trainable, space, name, results_dir, callbacks, concurrency, first_seed, first),
+            f"{trial_count(spec)} trials, {search}, {spec.scheduler.type} scheduler, "
             f"{concurrency} at a time").fit()
         if not other_seeds:
             continue
@@ -253,24 +268,79 @@ def _repeat_tuner(spec: SweepSpec, trainable, config: dict, seeds: list[int], na
     )
 
 
+def search_algorithm(search: SearchConfig, seed: int, concurrency: int, searched: bool = True,
+                     first: dict[tuple[str, ...], Any] | None = None):
+    """The spec's `search` section as a Tune search algorithm (the tabular benchmark, benchmarks/perf/search.py,
+    builds its searchers here too). `seed` is added to search.seed: the run's seed. `first`: the values of the
+    first trial, by their path in the param space (search.first_trial)."""
+    if search.algorithm == "optuna" and searched:
+        with warnings.catch_warnings():  # optuna calls `group` experimental
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            sampler = optuna.samplers.TPESampler(
+                seed=search.seed + seed, n_startup_trials=search.startup_trials, multivariate=search.multivariate,
+                group=search.multivariate, constant_liar=concurrency > 1)
+        return OptunaSearch(sampler=sampler, points_to_evaluate=[
+            {"/".join(path): value for path, value in first.items()}] if first else None)
+    # random sampling of the space, seeded so that a sweep draws the same configurations every time
+    # (Tune does not apply max_concurrent_trials to a generator passed in: it must be given here)
+    return BasicVariantGenerator(random_state=search.seed + seed, max_concurrent=concurrency,
+                                 points_to_evaluate=[_nested(first)] if first else None)
+
+
+def _nested(point: dict[tuple[str, ...], Any]) -> dict:
+    nested: dict = {}
+    for path, value in point.items():
+        target = nested
+        for part in path[:-1]:
+            target = target.setdefault(part, {})
+        target[path[-1]] = value
+    return nested
+
+
+def trial_scheduler(scheduler: SchedulerConfig, epochs: int):
+    """The spec's `scheduler` section as a Tune scheduler over `epochs`-epoch trials (None: no early stopping)."""
+    if scheduler.type == "none":
+        return None
+    return AsyncHyperBandScheduler(time_attr="epoch", max_t=epochs, grace_period=scheduler.grace_period,
+                                   reduction_factor=scheduler.reduction_factor, brackets=scheduler.brackets)
+
+
+def trial_count(spec: SweepSpec) -> int:
+    """Trials of one run's search: search.num_samples, or every combination of a grid search once."""
+    if spec.search.algorithm == "grid":
+        return math.prod(len(dim.choice) for dim in spec.search_space.values())
+    return spec.search.num_samples
+
+
 def _tuner(spec: SweepSpec, trainable, space: dict, name: str, results_dir: Location, callbacks: list,
-           concurrency: int, seed: int) -> tune.Tuner:
-    if spec.search.algorithm == "optuna" and spec.search_space:
-        search_alg = OptunaSearch(seed=spec.search.seed + seed)
-    else:  # random sampling of the space, seeded so that a sweep draws the same configurations every time
-        # (Tune does not apply max_concurrent_trials to a generator passed in: it must be given here)
-        search_alg = BasicVariantGenerator(random_state=spec.search.seed + seed, max_concurrent=concurrency)
-    scheduler = None
-    if spec.scheduler.type == "asha":
-        scheduler = ASHAScheduler(time_attr="epoch", max_t=spec.train_params.epochs,
-                                  grace_period=spec.scheduler.grace_period,
-                                  reduction_factor=spec.scheduler.reduction_factor)
+           concurrency: int, seed: int, first: dict | None = None) -> tune.Tuner:
+    search_alg = search_algorithm(spec.search, seed, concurrency, searched=bool(spec.search_space), first=first)
+    scheduler = trial_scheduler(spec.scheduler, spec.train_params.epochs)
     return tune.Tuner(
         trainable,
         param_space=space,
         tune_config=tune.TuneConfig(metric=spec.search.metric, mode=spec.search.mode, search_alg=search_alg,
-                                    scheduler=scheduler, num_samples=spec.search.num_samples,
+                                    scheduler=scheduler,
+                                    # a grid's variants are its trials: one sample of it runs each once
+                                    num_samples=1 if spec.search.algorithm == "grid" else spec.search.num_samples,
                                     max_concurrent_trials=concurrency),
         run_config=tune.RunConfig(name=name, storage_path=str(storage.join(results_dir, "tune")),
-                                  callbacks=callbacks, verbose=0),
+                                  callbacks=callbacks, verbose=0,
+                                  stop=None if spec.search.max_epochs is None else EpochBudget(spec.search.max_epochs)),
     )
+
+
+class EpochBudget(tune.Stopper):
+    """search.max_epochs: stops the whole search once its trials have reported that many epochs in all (an
+    epoch a restored trial reports again counts once)."""
+
+    def __init__(self, max_epochs: int):
+        self.max_epochs, self.reported = max_epochs, set()
+
+    def __call__(self, trial_id: str, result: dict) -> bool:
+        if schema.EPOCH in result:
+            self.reported.add((trial_id, result[schema.EPOCH]))
+        return self.stop_all()
+
+    def stop_all(self) -> bool:
+        return len(self.reported) >= self.max_epochs

@@ -92,7 +92,8 @@ def _keep_if_best(trial: TrialConfig, module, epoch, reported: list[dict], manif
     folder = storage.join(trial.results_dir, *schema.model_dir(trial.trial_id).split("/"))
     save_model(folder, module, epoch.evaluation.probes.fitted(), manifest, epoch=epoch.number, metrics=epoch.metrics,
                trial={"sweep": trial.sweep, "trial_id": trial.trial_id, "run": trial.run, "seed": trial.seed,
-                      "train": trial.train.model_dump(), "metric": trial.metric, "mode": trial.mode,
+                      "train": trial.train.model_dump(), "augment": trial.augment.model_dump(),
+                      "metric": trial.metric, "mode": trial.mode,
                       "threads": trial.torch_threads})
 
 
@@ -112,9 +113,12 @@ def train_loop_per_worker(trial: TrialConfig) -> None:
     # while its first training batch is on the way.
     from mmray.engine.loop import EpochLoop
 
-    module = build_method(trial.method, prepared.modalities, prepared.num_classes, trial.method_params)
+    module = build_method(trial.method, prepared.modalities, prepared.num_classes, trial.method_params,
+                          allow_random_weights=trial.allow_random_weights)
     rank0 = context.get_world_rank() == 0
-    loop = EpochLoop(module, params, prepared, evaluate=rank0, train_model=ray.train.torch.prepare_model(module))
+    loop = EpochLoop(module, params, prepared, evaluate=rank0, train_model=ray.train.torch.prepare_model(module),
+                     augment=trial.augment, augment_seed=trial.seed * 1000 + context.get_world_rank(),
+                     world_size=context.get_world_size())
     reported = _restore(loop)  # every epoch's metrics so far, kept in the checkpoint
     # Evidence of where this process's run began: 0 from scratch, k when restored from epoch k's checkpoint.
     resumed_from = {schema.RESUMED_FROM_EPOCH: loop.epochs_done}

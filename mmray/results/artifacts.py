@@ -1,5 +1,6 @@
-"""Per-trial artifacts: pictures stored as data (t-SNE maps, rotation matrices, sample reconstructions and
-translations with their audio, generations), one Parquet table each under <results>/artifacts/<trial_id>/; names and columns in the schema.
+"""Per-trial artifacts: pictures stored as data (t-SNE maps, rotation matrices, sample translations with their
+audio, generations, cluster relations), one Parquet table each under <results>/artifacts/<trial_id>/; names and
+columns in the schema.
 
     from mmray.results.artifacts import load_artifacts
     tables = load_artifacts("results/demo", trial_id)      # {"tsne": DataFrame, "rotations": DataFrame, ...}
@@ -61,14 +62,8 @@ def rotation_table(matrices: dict[str, np.ndarray]) -> pd.DataFrame:
 
 def per_class_rows(labels: np.ndarray, per_class: int) -> np.ndarray:
     """The first `per_class` rows of each class, in row order."""
-    labels = np.asarray(labels)
-    seen: dict = {}
-    keep = []
-    for row, label in enumerate(labels.tolist()):
-        if seen.get(label, 0) < per_class:
-            seen[label] = seen.get(label, 0) + 1
-            keep.append(row)
-    return np.asarray(keep, dtype=np.int64)
+    labels = pd.Series(np.asarray(labels))
+    return np.flatnonzero(labels.groupby(labels).cumcount().to_numpy() < per_class).astype(np.int64)
 
 
 def reconstruction_table(translations: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]], labels: np.ndarray,

@@ -19,7 +19,7 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
-from pydantic import field_validator
+from pydantic import Field, field_validator
 
 from mmray.data.audio import log_mel_stats, note_resampling, standardise, wav_log_mel
 from mmray.data.benchmarks.raw_input import CROP_RESIZE, audio_file, image_file, stored
@@ -53,6 +53,8 @@ class AVMNISTParams(BenchmarkParams):
     max_train: int | None = None  # cap on pairs per split, for quick tests
     max_eval: int | None = None
     speaker_holdout: str | None = None  # an FSDD speaker whose recordings alone form the test audio
+    utterance_norm: bool = Field(False, description="each log-mel to mean 0 and variance 1 over its own bins "
+                                 "and frames, before the training statistics standardise the split")
 
     @field_validator("speaker_holdout")
     @classmethod

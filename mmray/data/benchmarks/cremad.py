@@ -55,6 +55,8 @@ class CremaDParams(BenchmarkParams):
     n_fft: int = 1024
     hop_length: int = 400  # 25 ms at 16 kHz: 100 frames cover 2.5 s, about one CREMA-D sentence
     frames: int = 100
+    utterance_norm: bool = Field(False, description="each log-mel to mean 0 and variance 1 over its own bins "
+                                 "and frames, before the training statistics standardise the split")
     val_fraction: float = Field(0.1, gt=0, lt=1)  # of the actors
     test_fraction: float = Field(0.2, gt=0, lt=1)
 

@@ -1,7 +1,9 @@
 """sine: one-second noisy sine tones whose frequency band is the class, generated from a seed (audio only).
 
-The range `f_min`..`f_max` Hz is cut into `n_classes` log-spaced bands; a class's tones are drawn from the
-inner `band_fill` fraction of its band (in log frequency), so neighbouring classes never overlap. Each example
+The range `f_min`..`f_max` Hz is cut into `n_classes` log-spaced bands (or at the given `class_edges`); a
+class's tones are drawn from the inner `band_fill` fraction of its band (in log frequency), so neighbouring
+classes never overlap. The CPC seed's binary task is `class_edges: [150, 500, 900]`, `band_fill: 1`: one sine
+in 150-900 Hz, low below 500 Hz, high from 500 Hz (here with balanced classes, drawn in log frequency). Each example
 has a random frequency in its band, a random phase, a random amplitude (0.3-1.0) and additive Gaussian noise
 (`noise`, the standard deviation relative to full scale); it becomes a log-mel spectrogram standardised with
 the training split's mean and std. One modality, so methods that need pairs (pavlov) refuse it at validation.
@@ -28,10 +30,19 @@ class SineParams(ToneParams):
     f_min: float = 100.0
     f_max: float = 3000.0
     band_fill: float = Field(0.7, gt=0, le=1)  # the rest of each log band is a guard gap between classes
+    class_edges: list[float] | None = Field(None, description="the bands' n_classes + 1 increasing edges in Hz "
+                                            "(then f_min and f_max are unused); None: log-spaced f_min..f_max")
 
     @model_validator(mode="after")
     def _consistent(self):
-        self.check_band("f_min-f_max", self.f_min, self.f_max)
+        if self.class_edges is not None:
+            edges = self.class_edges
+            if len(edges) != self.n_classes + 1 or any(a >= b for a, b in zip(edges, edges[1:])):
+                raise ValueError(f"class_edges {edges} must be n_classes + 1 = {self.n_classes + 1} increasing "
+                                 "frequencies")
+            self.check_band("class_edges", edges[0], edges[-1])
+        else:
+            self.check_band("f_min-f_max", self.f_min, self.f_max)
         for split in ("n_train", "n_val", "n_test"):
             if getattr(self, split) < self.n_classes:
                 raise ValueError(f"{split}={getattr(self, split)} is below n_classes={self.n_classes}: "
@@ -41,7 +52,7 @@ class SineParams(ToneParams):
 
 def class_bands(p: SineParams) -> np.ndarray:
     """(n_classes, 2) frequency range in Hz that each class's tones are drawn from."""
-    edges = np.log(np.geomspace(p.f_min, p.f_max, p.n_classes + 1))
+    edges = np.log(p.class_edges if p.class_edges is not None else np.geomspace(p.f_min, p.f_max, p.n_classes + 1))
     centre, half = (edges[:-1] + edges[1:]) / 2, (edges[1:] - edges[:-1]) * p.band_fill / 2
     return np.exp(np.stack([centre - half, centre + half], axis=1))
 
