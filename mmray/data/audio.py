@@ -143,7 +143,9 @@ def waveform_from_log_mel(log_mel: np.ndarray, params, stats: dict, n_iter: int 
     "params" dict); `stats` the log-mel statistics the shards were standardised with (`manifest_stats`).
     The log-mel is de-standardised to mel power, taken to STFT magnitudes (`stft_power_from_mel`) and given a
     phase by `n_iter` Griffin-Lim iterations (fixed initial phase: the same input gives the same waveform).
-    A waveform louder than full scale (a model's decoded log-mel may be) is scaled down to a peak of 0.99."""
+    A waveform louder than full scale (a model's decoded log-mel may be) is scaled down to a peak of 0.99.
+    Shards prepared with `utterance_norm` kept each recording's spectral shape but not its level or dynamic
+    range (unit variance in natural log units, where speech spans several): their audio sounds flatter."""
     mel = np.asarray(log_mel, dtype=np.float64)
     if mel.ndim == 3 and mel.shape[0] == 1:  # (1, n_mels, frames), as a shard row
         mel = mel[0]
