@@ -85,7 +85,7 @@ def _tab(gr, showcase: Showcase, source: str, kind: str) -> None:
         except InputError as error:
             return refuse(error)
 
-    random.click(on_random, outputs=outputs, api_name=f"random_{source}")
+    random.click(on_random, outputs=outputs, api_name=f"random_{source}", queue=False)
     if kind == "text":
         send.click(on_upload, inputs=upload, outputs=outputs, api_name=f"text_{source}")
         upload.submit(on_upload, inputs=upload, outputs=outputs)
