@@ -177,3 +177,18 @@ def manifest_stats(manifest: dict) -> dict[str, float]:
         raise DataError(f"the shard manifest of {manifest.get('benchmark', 'this benchmark')!r} holds no "
                         f"log-mel statistics (normalization.{keys[0]} / {keys[1]}); prepare its shards again")
     return {k: float(norm[k]) for k in keys}
+
+
+
+def playable_stats(params, manifest: dict) -> dict[str, float] | None:
+    """The log-mel statistics that undo a shard set's standardisation, where its log-mels were made from
+    waveforms with a sample rate, FFT and hop (`params`: the benchmark's params, as an object or the manifest's
+    dict), so `waveform_from_log_mel` can play them; None where they were not (synthetic-av draws its
+    spectrograms)."""
+    values = params if isinstance(params, dict) else params.model_dump()
+    if not all(k in values for k in ("sample_rate", "n_fft", "hop_length")):
+        return None
+    try:
+        return manifest_stats(manifest)
+    except DataError:
+        return None

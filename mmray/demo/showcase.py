@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from mmray.data import prepare
-from mmray.data.audio import manifest_stats, waveform_from_log_mel
+from mmray.data.audio import playable_stats, waveform_from_log_mel
 from mmray.data.prepare import resolve_params
 from mmray.data.shards import read_split
 from mmray.data.spec import ModalitySpec, SplitArrays
@@ -78,7 +78,7 @@ class Showcase:
         self.model, self.test = model, test
         self.modalities = {m.name: m for m in model.modalities}
         self.benchmark, self.params = resolve_params(model.benchmark, model.info["data"]["params"])
-        self.audio_stats = audio_statistics(self.params, model.info["data"])
+        self.audio_stats = playable_stats(self.params, model.info["data"])
         self.rng = np.random.default_rng(seed)
         self._lock = threading.Lock()  # the model's notes are per call; the page may call from two tabs at once
         first = {name: self._tensor(name, values[:1]) for name, values in test.modalities.items()}
@@ -226,17 +226,6 @@ class Showcase:
     def _tensor(self, name: str, values: np.ndarray) -> torch.Tensor:
         tensor = torch.from_numpy(np.ascontiguousarray(values))
         return tensor.long() if self.modalities[name].kind == "text" else tensor.float()
-
-
-def audio_statistics(params, manifest: dict) -> dict | None:
-    """The training log-mel statistics that undo the standardisation, where the benchmark's log-mels come from
-    waveforms (a generated benchmark's spectrograms have none, and are shown, not played)."""
-    if not all(hasattr(params, k) for k in ("sample_rate", "n_fft", "hop_length")):
-        return None
-    try:
-        return manifest_stats(manifest)
-    except DataError:
-        return None
 
 
 def image_picture(values: np.ndarray) -> np.ndarray:

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from mmray.data.audio import wav_bytes, waveform_from_log_mel
+from mmray.data.audio import playable_stats, wav_bytes, waveform_from_log_mel
 from mmray.data.shards import PreparedData, read_split
 from mmray.engine.batching import tensor_batches
 from mmray.engine.params import TrainParams
@@ -46,11 +46,9 @@ def wav_writers(prepared: PreparedData) -> WavWriters:
     sample rate, FFT and hop and the manifest's log-mel statistics (`waveform_from_log_mel`). Empty where the
     audio was never sound (synthetic-av draws its spectrograms)."""
     params = prepared.manifest.get("params", {})
-    stats = prepared.manifest.get("normalization", {})
-    keys = ("audio_log_mel_mean", "audio_log_mel_std")
-    if not all(k in params for k in ("sample_rate", "n_fft", "hop_length")) or not all(k in stats for k in keys):
+    stats = playable_stats(params, prepared.manifest)
+    if stats is None:
         return {}
-    stats = {k: float(stats[k]) for k in keys}
 
     def to_wav(log_mel: np.ndarray) -> bytes:
         return wav_bytes(waveform_from_log_mel(log_mel, params, stats), params["sample_rate"])
