@@ -7,6 +7,7 @@ import pytest
 import soundfile as sf
 
 from mmray.data.audio import (
+    griffin_lim,
     load_wav,
     log_mel,
     log_mel_stats,
@@ -145,6 +146,22 @@ def test_waveform_from_log_mel_sounds_like_the_original():
     # the manifest's params dict serves as well as the params object; a shard row's (1, n_mels, frames) too
     same = waveform_from_log_mel(standardise(mel, stats)[None], p.model_dump(), stats)
     np.testing.assert_array_equal(same, wave)
+
+
+def test_griffin_lim_gives_librosas_waveform():
+    # the same algorithm as librosa.griffinlim (centred Hann frames, momentum 0.99, phases starting at 0), planned
+    # once per shape for speed: its waveforms must not drift from librosa's. A recording has a noise floor; a pure
+    # tone's all-but-zero bins have no defined phase, where float rounding alone makes any two versions differ.
+    import librosa
+
+    p = AVMNISTParams()
+    hum = sine(1.0, p.sample_rate) + 0.01 * np.random.default_rng(0).normal(size=p.sample_rate)
+    tone = np.abs(librosa.stft(hum, n_fft=p.n_fft, hop_length=p.hop_length))
+    noise = np.abs(np.random.default_rng(1).normal(size=(1 + p.n_fft // 2, 7)))  # another shape: another plan
+    for magnitude in (tone, noise):
+        for n_iter in (0, 1, 16):
+            expected = librosa.griffinlim(magnitude, n_iter=n_iter, hop_length=p.hop_length, n_fft=p.n_fft, init=None)
+            np.testing.assert_allclose(griffin_lim(magnitude, n_iter, p.hop_length, p.n_fft), expected, atol=1e-10)
 
 
 def test_waveform_of_a_decoded_log_mel_stays_below_full_scale():
