@@ -47,12 +47,10 @@ def write_fsdd_wav(path: Path, digit: int, rate: int = 8000) -> None:
     sf.write(path, wave, rate, subtype="PCM_16")
 
 
-@pytest.fixture(scope="module")
-def avmnist_tree(tmp_path_factory) -> Path:
-    """mnist/ (40 train, 20 test images) and fsdd/recordings/ (3 speakers x 10 digits x takes 0, 5, 10: one
-    take per split under the official rule)."""
-    root = tmp_path_factory.mktemp("avmnist")
-    (root / "mnist").mkdir()
+def make_avmnist(root: Path) -> Path:
+    """`root/mnist/` (40 train, 20 test images) and `root/fsdd/recordings/` (3 speakers x 10 digits x takes 0,
+    5, 10: one take per split under the official rule); returns `root`."""
+    (root / "mnist").mkdir(parents=True)
     rng = np.random.default_rng(0)
     for split, n in (("train", 40), ("test", 20)):
         np.savez(root / "mnist" / f"{split}.npz", images=rng.integers(0, 256, (n, 28, 28), dtype=np.uint8),
@@ -63,6 +61,11 @@ def avmnist_tree(tmp_path_factory) -> Path:
             for take in (0, 5, 10):
                 write_fsdd_wav(root / "fsdd" / "recordings" / f"{digit}_{speaker}_{take}.wav", digit)
     return root
+
+
+@pytest.fixture(scope="module")
+def avmnist_tree(tmp_path_factory) -> Path:
+    return make_avmnist(tmp_path_factory.mktemp("avmnist"))
 
 
 @pytest.fixture

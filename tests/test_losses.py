@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from mmray.data.spec import ModalitySpec
 from mmray.engine.training import build_method, embed_all, to_batch, train_epoch
-from mmray.methods.losses import info_nce, orthogonality, reconstruction, rotation_from_skew
+from mmray.methods.losses import info_nce, orthogonality, reconstruction, rotation_from_skew, rotation_overlap
 from mmray.methods.pavlov import Pavlov, PavlovParams
 
 MODALITIES = (ModalitySpec("image", "image", (1, 28, 28)), ModalitySpec("audio", "audio", (1, 16, 16)))
@@ -240,3 +240,26 @@ def test_build_method_train_epoch_and_embed_all():
     embeddings, labels = embed_all(model, [batch, batch], limit=20)
     assert embeddings["fused"].shape == (20, 8) and labels.shape == (20,)
     assert (labels[:12] == raw["label"].numpy()).all()
+
+
+def test_rotation_overlap_is_the_pavlov_seeds_pairwise_trace_term():
+    identity, quarter_turn = torch.eye(2), torch.tensor([[0.0, -1.0], [1.0, 0.0]])
+    assert float(rotation_overlap([identity, quarter_turn])) == 0.0  # orthogonal as matrices: apart
+    assert float(rotation_overlap([identity, identity])) == 4.0  # trace(I)^2 = k^2: the same rotation
+    # the mean over pairs: (I, I) 4, (I, Q) 0, (I, Q) 0
+    assert float(rotation_overlap([identity, identity, quarter_turn])) == pytest.approx(4 / 3)
+    assert float(rotation_overlap([identity])) == 0.0
+
+
+def test_pavlov_adds_the_seeds_rotation_term_only_when_weighted_and_it_reaches_the_rotations():
+    modalities = (ModalitySpec("image", "image", (1, 8, 8)), ModalitySpec("audio", "audio", (1, 8, 8)))
+    batch = {"image": torch.rand(4, 1, 8, 8), "audio": torch.randn(4, 1, 8, 8), "label": torch.arange(4)}
+    small = {"encoder_width": 4, "hidden_dim": 8, "latent_dim": 4}
+    assert "rotation_orthogonality" not in build_method("pavlov", modalities, 4, small).losses(batch)
+    torch.manual_seed(0)
+    model = build_method("pavlov", modalities, 4, {**small, "w_rotation_orthogonality": 0.01})
+    out = model.losses(batch)
+    # near the identity at initialisation, each rotation overlaps the other almost fully: trace ~ k = 4
+    assert 15 < float(out["rotation_orthogonality"]) <= 16
+    out["rotation_orthogonality"].backward()
+    assert model.skew["image"].grad is not None and model.skew["image"].grad.abs().sum() > 0

@@ -36,7 +36,7 @@ def resolve_params(benchmark: str, params: dict | BenchmarkParams | None = None)
 
 
 def cache_key(benchmark: str, params: BenchmarkParams) -> str:
-    payload = json.dumps({"benchmark": benchmark, "format": FORMAT_VERSION, "params": params.model_dump()},
+    payload = json.dumps({"benchmark": benchmark, "format": FORMAT_VERSION, "params": params.key_values()},
                          sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 

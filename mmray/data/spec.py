@@ -75,8 +75,19 @@ class BenchmarkParams(BaseModel):
     """Preprocessing parameters. Every field is part of the cache key and may be searched by a sweep."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+    # Fields added after shard sets were cached: in the cache key only when set to other than their default, so
+    # the shard sets prepared before them keep their keys (and are not built again)
+    KEYED_WHEN_SET: ClassVar[frozenset[str]] = frozenset()
     seed: int = 0
     limit: int | None = Field(None, ge=1, description="keep at most this many examples per split (quick runs)")
+
+    def key_values(self) -> dict:
+        """The values the shard cache key is made of: every field, less KEYED_WHEN_SET ones at their default."""
+        values = self.model_dump()
+        for name in self.KEYED_WHEN_SET:
+            if values[name] == type(self).model_fields[name].get_default(call_default_factory=True):
+                del values[name]
+        return values
 
 
 @dataclass

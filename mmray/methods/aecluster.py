@@ -26,7 +26,7 @@ from pydantic import Field, model_validator
 from torch import nn
 
 from mmray.eval.clustering import ClusterAnalysis, cluster_analysis
-from mmray.methods.base import Batch, Method, MethodParams
+from mmray.methods.base import Batch, Method, MethodParams, pictured
 from mmray.methods.encoders import MLPDecoder, MLPEncoder, build_encoder
 from mmray.methods.losses import info_nce, reconstruction
 
@@ -115,10 +115,10 @@ class AECluster(Method):
     @classmethod
     def translations(cls, modalities) -> tuple[tuple[str, str], ...]:
         """Same-modal only: each autoencoder reconstructs its own modality; the latent spaces are separate."""
-        return tuple((m.name, m.name) for m in modalities)
+        return tuple((m.name, m.name) for m in modalities if m.name in pictured(modalities))
 
     def translate(self, batch: Batch, source: str, target: str) -> torch.Tensor | None:
-        if source != target or source not in self.encoders or source not in batch:
+        if (source, target) not in self.translations(self.modalities) or source not in batch:
             return None
         return self.decoders[source](self.encoders[source](batch[source]))
 

@@ -19,6 +19,12 @@ def second_view(modality: str) -> str:
     return f"{modality}#view2"
 
 
+def pictured(modalities: tuple[ModalitySpec, ...]) -> set[str]:
+    """The modalities held as pictures (C, H, W): images and log-mels, whose translations are scored by SSIM and
+    drawn; a raw waveform (C, samples) is neither (its reconstruction shows in the training loss)."""
+    return {m.name for m in modalities if m.kind != "text" and len(m.shape) == 3}
+
+
 class MethodParams(BaseModel):
     """A method's knobs, each a typed field with its default; a sweep may search any of them."""
 

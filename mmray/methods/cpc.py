@@ -1,7 +1,8 @@
 """cpc: contrastive predictive coding (van den Oord, Li & Vinyals 2018) on every modality of a benchmark.
 
 Each modality becomes a sequence of latents z_1..z_T: a log-mel (1, mels, frames) through 1-D convolutions
-over its frames (mels are the channels; one latent per two frames), an image (C, H, W) through one small conv
+over its frames (mels are the channels; one latent per two frames), a raw waveform (1, samples) through CPC's
+strided convolutions (one latent per 160 samples), an image (C, H, W) through one small conv
 net per non-overlapping `patch_size` patch, the patches in raster order. One GRU, shared by all modalities
 (told which one by a learned embedding added to its input), summarises the past: c_t = GRU(z_1..z_t). For
 k = 1..K a linear map W_k predicts z_{t+k} from c_t, scored by cosine / temperature against the latents at t+k
@@ -32,6 +33,7 @@ from torch import nn
 
 from mmray.data.spec import ModalitySpec
 from mmray.methods.base import Batch, Method, MethodParams
+from mmray.methods.encoders import WaveformEncoder
 from mmray.methods.losses import cpc_info_nce, info_nce, perturbed_negatives, time_shifted_negatives
 
 NegativeMode = Literal["inbatch", "queue", "queue+synthetic", "crossmodal", "queue+crossmodal",
@@ -99,6 +101,13 @@ class AudioSequenceEncoder(nn.Module):
         return self.net(x.flatten(1, 2)).transpose(1, 2)
 
 
+class WaveformSequenceEncoder(WaveformEncoder):
+    """(B, C, samples) -> (B, samples / 160, z_dim): the shared waveform encoder's tokens, not pooled."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.tokens(x)[0]
+
+
 class PatchSequenceEncoder(nn.Module):
     """(B, C, H, W) -> (B, (H/p) * (W/p), z_dim): one conv net applied to each p x p patch, raster order."""
 
@@ -123,6 +132,8 @@ class PatchSequenceEncoder(nn.Module):
 def build_sequence_encoder(spec: ModalitySpec, p: CPCParams) -> nn.Module:
     if spec.kind == "audio" and len(spec.shape) == 3:
         return AudioSequenceEncoder(spec.shape, p.z_dim, p.encoder_width)
+    if spec.kind == "audio" and len(spec.shape) == 2:  # a raw waveform: CPC's own strided convolutions
+        return WaveformSequenceEncoder(spec.shape, p.z_dim, p.encoder_width)
     if spec.kind == "image" and len(spec.shape) == 3:
         height, width = spec.shape[1:]
         if height % p.patch_size or width % p.patch_size or height * width < 2 * p.patch_size ** 2:

@@ -125,6 +125,31 @@ class LSTMEncoder(TokenEncoder):
         return self.project(states), valid
 
 
+WAVEFORM_STRIDES = (5, 4, 2, 2, 2)  # CPC's raw-audio encoder: one latent per 160 samples (20 ms at 8 kHz)
+
+
+def waveform_convs(channels: int, out_dim: int, width: int) -> nn.Sequential:
+    """(B, channels, samples) -> (B, out_dim, samples / 160): strided 1-D convolutions over a raw waveform,
+    as CPC's audio encoder (kernel twice the stride, so neighbouring windows overlap)."""
+    layers, current = [], channels
+    for stride in WAVEFORM_STRIDES:
+        layers += [nn.Conv1d(current, width, 2 * stride, stride, padding=stride // 2), nn.BatchNorm1d(width),
+                   nn.ReLU()]
+        current = width
+    return nn.Sequential(*layers, nn.Conv1d(width, out_dim, 1))
+
+
+class WaveformEncoder(TokenEncoder):
+    """A raw waveform (C, samples) through `waveform_convs`; a token per 160 samples."""
+
+    def __init__(self, shape: tuple[int, ...], out_dim: int, width: int = 32):
+        super().__init__()
+        self.net = waveform_convs(shape[0], out_dim, width)
+
+    def tokens(self, x):
+        return self.net(x).transpose(1, 2), None
+
+
 class MLPEncoder(TokenEncoder):
     """Flattened array -> two ReLU layers -> vector; one token. Unlike the pooled CNN it keeps where things
     are in the array, which an autoencoder's latent needs to reconstruct it (MLPDecoder is its mirror)."""
@@ -196,9 +221,12 @@ class LSTMTextDecoder(nn.Module):
 
 
 def build_encoder(spec: ModalitySpec, out_dim: int, width: int) -> TokenEncoder:
-    """A small CNN for small images and log-mel audio, a ResNet for larger images, an LSTM for text."""
+    """A small CNN for small images and log-mel audio, 1-D convolutions for a raw waveform, a ResNet for larger
+    images, an LSTM for text."""
     if spec.kind == "text":
         return LSTMEncoder(spec.vocab_size, spec.pad_id, out_dim, width)
+    if spec.kind == "audio" and len(spec.shape) == 2:
+        return WaveformEncoder(spec.shape, out_dim, width)
     if spec.kind in ("image", "audio") and len(spec.shape) == 3:
         if spec.kind == "image" and max(spec.shape[1:]) > SMALL_IMAGE_SIDE:
             return ResNetEncoder(spec.shape, out_dim, width)

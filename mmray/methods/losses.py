@@ -25,6 +25,14 @@ def orthogonality(weight: torch.Tensor) -> torch.Tensor:
     return ((gram - torch.eye(k, device=weight.device, dtype=weight.dtype)) ** 2).sum() / k
 
 
+def rotation_overlap(rotations: list[torch.Tensor]) -> torch.Tensor:
+    """The Pavlov seed's "rotation orthogonality regularization": trace(R_i^T R_j)^2 averaged over the pairs of
+    rotations, zero when every pair is orthogonal as matrices (Frobenius inner product 0), i.e. the modalities'
+    rotations pushed apart. Not the orthogonality of each R (exact in SO(k)); 0 for fewer than two."""
+    pairs = [torch.trace(a.T @ b) ** 2 for i, a in enumerate(rotations) for b in rotations[i + 1:]]
+    return torch.stack(pairs).mean() if pairs else rotations[0].sum() * 0.0
+
+
 def rotation_from_skew(parameter: torch.Tensor) -> torch.Tensor:
     """Map an unconstrained square matrix to SO(k): A = P - P^T is skew-symmetric (in so(k)), exp(A) in SO(k)."""
     return torch.linalg.matrix_exp(parameter - parameter.T)

@@ -5,6 +5,9 @@ For modality m with encoder f_m, the shared encode projection W_e and rotation R
     x̂_{m->n} = g_n(W_d R_n^T z_m)            (decode in modality n; m = n is same-modal reconstruction)
 Losses: same-modal and cross-modal reconstruction (MSE), InfoNCE between paired z's, and orthogonality of
 the shared projections (W_e W_e^T = I, W_d^T W_d = I) so that rotating in the shared space stays meaningful.
+The rotations need no such term: exp of a skew-symmetric matrix is orthogonal exactly. The Pavlov seed's
+"rotation orthogonality regularization" is another term, trace(R_a^T R_b)^2 over pairs of modalities, which
+pushes the modalities' rotations apart (`w_rotation_orthogonality`, the seed's weight 0.01; off by default).
 """
 
 from __future__ import annotations
@@ -13,11 +16,12 @@ import itertools
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import nn
 
-from mmray.methods.base import Batch, Method, MethodParams, second_view
+from mmray.methods.base import Batch, Method, MethodParams, pictured, second_view
 from mmray.methods.encoders import MLPDecoder, build_encoder
-from mmray.methods.losses import info_nce, orthogonality, reconstruction, rotation_from_skew
+from mmray.methods.losses import info_nce, orthogonality, reconstruction, rotation_from_skew, rotation_overlap
 
 
 class PavlovParams(MethodParams):
@@ -28,7 +32,9 @@ class PavlovParams(MethodParams):
     w_same: float = 1.0
     w_cross: float = 1.0
     w_contrastive: float = 1.0
-    w_orthogonality: float = 0.1
+    w_orthogonality: float = 0.1  # W_e, W_d orthonormal
+    w_rotation_orthogonality: float = Field(0.0, ge=0, description="the Pavlov seed's rotation term: "
+                                            "trace(R_a^T R_b)^2 over modality pairs (the seed: 0.01)")
     w_views: float = 1.0  # InfoNCE between two augmented views of each modality (with augment.views: 2)
 
 
@@ -74,6 +80,9 @@ class Pavlov(Method):
         ortho = orthogonality(self.encode.weight) + orthogonality(self.decode.weight.T)
         total = p.w_same * same + p.w_cross * cross + p.w_contrastive * contrastive + p.w_orthogonality * ortho
         out = {"same": same, "cross": cross, "contrastive": contrastive, "orthogonality": ortho}
+        if p.w_rotation_orthogonality > 0:
+            out["rotation_orthogonality"] = rotation_overlap([self.rotation(m) for m in names])
+            total = total + p.w_rotation_orthogonality * out["rotation_orthogonality"]
         viewed = [m for m in names if second_view(m) in batch]
         if viewed:  # SimCLR-style: an example's two augmented views against the batch's other examples
             out["views"] = torch.stack([info_nce(z[m], self.latent(m, batch[second_view(m)]), p.temperature)
@@ -88,13 +97,14 @@ class Pavlov(Method):
 
     @classmethod
     def translations(cls, modalities) -> tuple[tuple[str, str], ...]:
-        """Every (source, target) pair of its modalities: same-modal (a, a) and cross-modal (a, b)."""
-        return tuple(itertools.product([m.name for m in modalities], repeat=2))
+        """Every (source, target) pair of its modalities: same-modal (a, a) and cross-modal (a, b), targets held
+        as pictures."""
+        targets = pictured(modalities)
+        return tuple((a, b) for a, b in itertools.product([m.name for m in modalities], repeat=2) if b in targets)
 
     def translate(self, batch: Batch, source: str, target: str) -> torch.Tensor | None:
         """x̂_{source->target}: the source's latent decoded in the target modality (the losses' path)."""
-        names = {m.name for m in self.modalities}
-        if source not in names or target not in names or source not in batch:
+        if (source, target) not in self.translations(self.modalities) or source not in batch:
             return None
         return self.reconstruct(self.latent(source, batch[source]), target)
 

@@ -8,6 +8,11 @@ so test pairs use only test recordings and test images, and no split shares a re
 `speaker_holdout` names one FSDD speaker instead: every recording of that speaker is test audio, and the
 other five speakers' recordings 0..(val_recordings-1) are validation and the rest training, so the test
 split measures transfer to an unheard voice.
+
+`audio_input: waveform` gives the audio as the raw recording instead of its log-mel (the aecluster seed's input):
+(1, waveform_samples) samples at `sample_rate` (8,192 at 8 kHz, ~1 s), centre-cropped or zero-padded, divided by
+the training recordings' standard deviation. A full build then holds 55,000 x 8,192 training samples
+(0.9 GB of float16 shards): `max_train` keeps it small.
 """
 
 from __future__ import annotations
@@ -17,15 +22,24 @@ import re
 import zipfile
 from functools import partial
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from pydantic import Field, field_validator
 
 from mmray.data.audio import log_mel_stats, note_resampling, standardise, wav_log_mel
-from mmray.data.benchmarks.raw_input import CROP_RESIZE, audio_file, image_file, stored
+from mmray.data.benchmarks.raw_input import (
+    AUDIO_FILE,
+    CROP_RESIZE,
+    audio_file,
+    image_file,
+    input_file,
+    stored,
+)
 from mmray.data.parallel import map_files
 from mmray.data.sources import download
 from mmray.data.spec import Benchmark, BenchmarkParams, ModalitySpec, Note, SplitArrays
+from mmray.data.waveform import manifest_waveform_stats, scale, wav_waveform, waveform_stats
 from mmray.errors import DataError
 
 MNIST_URLS = (  # canonical idx files; the second is the long-lived copy torchvision uses
@@ -43,7 +57,12 @@ FSDD_SPEAKERS = ("george", "jackson", "lucas", "nicolas", "theo", "yweweler")  #
 
 
 class AVMNISTParams(BenchmarkParams):
+    KEYED_WHEN_SET = frozenset({"audio_input", "waveform_samples"})
     sample_rate: int = 8000
+    audio_input: Literal["log_mel", "waveform"] = Field(
+        "log_mel", description="the audio modality: the log-mel (1, n_mels, frames), or the raw recording "
+                               "(1, waveform_samples) at sample_rate (the aecluster seed's input)")
+    waveform_samples: int = Field(8192, ge=16, description="audio_input waveform: samples per recording")
     n_mels: int = 40
     n_fft: int = 512
     hop_length: int = 200  # 25 ms at 8 kHz: 40 frames cover 1 s, longer than 99 % of FSDD recordings
@@ -142,6 +161,11 @@ def fsdd_log_mel(path: Path, p: AVMNISTParams, note: Note | None = None) -> tupl
     return wav_log_mel(path, p, note)
 
 
+def fsdd_audio(path: Path, p: AVMNISTParams, note: Note | None = None) -> tuple[np.ndarray, int]:
+    """One recording as `audio_input` asks (log-mel or waveform) and its own sample rate; in a worker process."""
+    return wav_waveform(path, p, note) if p.audio_input == "waveform" else fsdd_log_mel(path, p, note)
+
+
 def mnist_pixels(digits: np.ndarray) -> np.ndarray:
     """uint8 (..., 28, 28) grey digits as shards hold them: float32 (..., 1, 28, 28), pixels / 255."""
     return (digits.astype(np.float32) / 255.0)[..., None, :, :]
@@ -165,7 +189,8 @@ class AVMNIST(Benchmark):
     Params = AVMNISTParams
 
     def modalities(self, p: AVMNISTParams) -> tuple[ModalitySpec, ...]:
-        return (ModalitySpec("image", "image", (1, 28, 28)), ModalitySpec("audio", "audio", (1, p.n_mels, p.frames)))
+        audio = (1, p.waveform_samples) if p.audio_input == "waveform" else (1, p.n_mels, p.frames)
+        return ModalitySpec("image", "image", (1, 28, 28)), ModalitySpec("audio", "audio", audio)
 
     def class_names(self, p: AVMNISTParams) -> tuple[str, ...]:
         return tuple(str(d) for d in range(10))
@@ -178,7 +203,8 @@ class AVMNIST(Benchmark):
         if p.speaker_holdout is not None and p.speaker_holdout not in {r[2] for r in recordings}:
             raise DataError(f"{fsdd / 'recordings'} has no recording of speaker {p.speaker_holdout!r} "
                             f"(speaker_holdout); it has {', '.join(sorted({r[2] for r in recordings}))}")
-        decoded = map_files(partial(fsdd_log_mel, p=p), [r[0] for r in recordings], raw, desc="FSDD log-mel")
+        decoded = map_files(partial(fsdd_audio, p=p), [r[0] for r in recordings], raw,
+                            desc="FSDD waveform" if p.audio_input == "waveform" else "FSDD log-mel")
         usable = [(r, d) for r, d in zip(recordings, decoded) if d is not None]
         if not usable:
             raise DataError(f"no usable FSDD recording in {fsdd / 'recordings'}; restore the dataset")
@@ -189,8 +215,12 @@ class AVMNIST(Benchmark):
         digits = np.array([r[1] for r in recordings])
         audio_split = np.array([fsdd_split(r[2], r[3], p) for r in recordings])
         train_audio = audio_split == "train"
-        stats = log_mel_stats(mels[train_audio])
-        mels = standardise(mels, stats)
+        if p.audio_input == "waveform":
+            stats = waveform_stats(mels[train_audio])
+            mels = scale(mels, stats)
+        else:
+            stats = log_mel_stats(mels[train_audio])
+            mels = standardise(mels, stats)
 
         train_images, train_labels = load_mnist(mnist, "train")
         test_images, test_labels = load_mnist(mnist, "test")
@@ -223,10 +253,13 @@ class AVMNIST(Benchmark):
     def preprocess(self, p: AVMNISTParams, modality: ModalitySpec, source, manifest: dict,
                    note: Note) -> np.ndarray:
         """An image file as an MNIST digit (grey, 28x28; another mode is converted, another size centre-
-        cropped and resized), or a WAV/FLAC file as an FSDD recording (mono, `sample_rate`, log-mel,
-        standardised with the training recordings' statistics)."""
+        cropped and resized), or a WAV/FLAC file as an FSDD recording (mono, `sample_rate`, log-mel or waveform
+        as `audio_input` says, scaled with the training recordings' statistics)."""
         spec = self.declared(p, modality)
         if spec.kind == "image":
             pixels = image_file(source, spec, note, resize=f"{CROP_RESIZE}; MNIST's own digits are 28x28")
             return stored(mnist_pixels(pixels[0]), spec)
+        if p.audio_input == "waveform":
+            wave, _ = wav_waveform(input_file(source, spec, AUDIO_FILE), p, note)
+            return stored(scale(wave, manifest_waveform_stats(manifest))[None], spec)
         return audio_file(source, spec, p, manifest, note)
