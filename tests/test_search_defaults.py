@@ -62,7 +62,7 @@ def test_spec_refuses_a_bad_budget_and_brackets():
         parse_spec({**base, "scheduler": {"brackets": 0}})
 
 
-@pytest.mark.parametrize("name", ["pavlov-synthetic-av", "cpc-sine"])
+@pytest.mark.parametrize("name", ["pavlov-synthetic-av", "cpc-sine", "fusion-synthetic-av"])
 def test_cached_tables_replay_in_process_deterministically(name):
     import search
 

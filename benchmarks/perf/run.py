@@ -15,7 +15,7 @@ Figures:
              reported: the later epochs of a trial, which a worker serves from the rows it kept while streaming
              the first (mmray/orchestration/feed.py)
   search     epochs the default search (and random, TPE, ASHA, TPE + ASHA as before) needs to reach the best
-             score random search (no early stopping) finds with 64 trials, on two cached tabular objectives
+             score random search (no early stopping) finds with 64 trials, on every cached tabular objective
              (see search.py; `python benchmarks/perf/search.py build` retrains them); 20 seeds; goal on each
              table: geometric mean >= 3x fewer, median >= 2x, total epochs <= random's; writes
              search_anytime.svg (best score so far against epochs spent)

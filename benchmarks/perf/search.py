@@ -2,11 +2,12 @@
 without early stopping, on tabular objectives.
 
 A table is every configuration of a discrete grid (PROBLEMS: pavlov on synthetic-av, 144 configurations; cpc
-on sine, 126) trained for real, once (one process per core), its validation curve recorded: the `val/fused_acc`
-that `fit_local` and a trial report after each epoch (same seed, model, optimiser, batches and linear probe;
-`python benchmarks/perf/search.py check` retrains configurations as `fit_local` does and compares). The rest of
-the metric suite is skipped, as the table needs this one number. Tables are cached in benchmarks/tables/
-(`python benchmarks/perf/search.py build [NAME]` retrains them), so replays and `make bench` need no training.
+on sine, 126; fusion on synthetic-av, 108) trained for real, once (one process per core), its validation curve
+recorded: the `val/fused_acc` that `fit_local` and a trial report after each epoch (same seed, model,
+optimiser, batches and linear probe; `python benchmarks/perf/search.py check` retrains configurations as
+`fit_local` does, compares, and records that in the table's `checked` field). The rest of the metric suite
+is skipped, as the table needs this one number. Tables are cached in benchmarks/tables/ (`python
+benchmarks/perf/search.py build [NAME]` retrains them), so replays and `make bench` need no training.
 
 A searcher is a spec's `search` and `scheduler` sections (SEARCHERS), built into Tune's search algorithm and
 scheduler by mmray.orchestration.sweep, as a sweep builds them. Each of its trials replays its configuration's
@@ -16,7 +17,7 @@ drivers: `_run` runs the search through Tune (Tuner, controller, actors, the sea
 actors: report by report equal to `_run` (`python benchmarks/perf/search.py verify --seeds 0 1`; checked on
 2026-12-06 on a generated 72-configuration table, seeds 0 and 1, every searcher, and through run.py --quick on
 pavlov-synthetic-av's seed 0 at a 48-epoch budget; not yet at the full budget on the cached tables), ~50x
-faster, so that 20 seeds x 5 searchers x 2 tables fit a few minutes on 2 cores. `make bench` uses it;
+faster, so that 20 seeds x 5 searchers x 3 tables fit a few minutes on 2 cores. `make bench` uses it;
 `run.py --search-through-tune` uses Tune.
 
 Why replay is a fair comparison: every searcher sees the very same learning curves, so none gets training
@@ -40,7 +41,10 @@ standard error of one score near 1 point. cpc-sine: CPC on ten noisy sine-tone b
 decades (at 0.1 every configuration collapses to chance, 0.10), in-batch or queued negatives, temperatures and
 prediction horizons; best accuracies 0.10 to 0.94. A random CPC network's features already score ~0.7 there,
 and the best configurations climb from below that to 0.93 only in their last epochs: early scores predict final
-ones poorly, the hard case for early stopping.
+ones poorly, the hard case for early stopping. fusion-synthetic-av: fusion (classifier head, contrastive and
+image-decoder losses) on pavlov's synthetic-av, learning rates over 4.5 decades (1e-5 barely moves the network
+in 12 epochs, 0.1 and 0.3 diverge towards chance), attention or concatenation, three modality-dropout rates and
+two classifier weights.
 """
 
 from __future__ import annotations
@@ -82,6 +86,18 @@ PROBLEMS = {
         "epochs": 12, "train": {"batch_size": 64, "probe_examples": 1000},
         "benchmark_params": {"n_train": 1000, "n_val": 1000, "n_test": 100, "n_classes": 10, "noise": 1.5,
                              "n_mels": 16, "frames": 16},
+    },
+    # A third: fusion (supervised classifier head, contrastive and image-decoder losses) on pavlov's small
+    # synthetic-av. Learning rates over 4.5 decades: the lowest barely move a network in 12 epochs and the
+    # highest diverge, both clearly bad from the first epochs; the other axes change how fast good ones climb.
+    "fusion-synthetic-av": {
+        "method": "fusion", "benchmark": "synthetic-av",
+        "space": {"lr": [1e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1], "fusion": ["attention", "concat"],
+                  "modality_dropout": [0.0, 0.3, 0.7], "w_classifier": [0.1, 1.0]},
+        "fixed": {"latent_dim": 16, "hidden_dim": 16, "encoder_width": 8, "heads": 2},
+        "epochs": 12, "train": {"batch_size": 128, "probe_examples": 1000},
+        "benchmark_params": {"n_train": 1000, "n_val": 2000, "n_test": 100, "image_size": 16, "n_mels": 16,
+                             "frames": 16},
     },
 }
 TABLES_DIR = Path(__file__).resolve().parents[1] / "tables"
@@ -417,43 +433,6 @@ def summarise(rows: list[dict], searchers: list[str]) -> dict:
         }
     return out
 
-if __name__ == "__main__":
-    import argparse
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    parser = argparse.ArgumentParser(description="Build the cached tables of the search benchmark.")
-    parser.add_argument("command", choices=["build", "check", "verify"],
-                        help="build: train the tables and cache them; check: retrain two configurations of each "
-                             "cached table as a trial trains (fit_local) and compare; verify: replay seeds of "
-                             "each table through Tune and in-process, every searcher, and compare report by report")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="verify: the seeds")
-    parser.add_argument("problems", nargs="*", default=list(PROBLEMS), help=f"default: all of {', '.join(PROBLEMS)}")
-    cli = parser.parse_args()
-    for name in cli.problems:
-        if cli.command == "verify":
-            table = load_table(name)
-            args = {"table": table, "random_trials": 64, "searchers": SEARCHERS, "seeds": cli.seeds}
-            in_process, tune_rows = replay({**args, "in_process": True}), replay(args)
-            for a, b in zip(in_process["seeds"], tune_rows["seeds"]):
-                for searcher in SEARCHERS:
-                    x, y = a["runs"][searcher], b["runs"][searcher]
-                    print(f"{name} seed {a['seed']} {searcher}: {x['trials']} trials, {len(x['scores'])} reports: "
-                          f"{'equal' if x['scores'] == y['scores'] else 'DIFFERENT'} (Tune {y['seconds']:.0f} s, "
-                          f"in-process {x['seconds']:.1f} s)", flush=True)
-            continue
-        if cli.command == "check":
-            for row in check_table(name):
-                print(f"{name} {row['key']}: max |table - trial| {row['max_abs_difference']:.6f}\n"
-                      f"  table {[round(x, 4) for x in row['table']]}\n  trial {[round(x, 4) for x in row['trial']]}",
-                      flush=True)
-            continue
-        built = build_table(name)
-        scores = [x for curve in built["curves"].values() for x in curve]
-        print(f"{name}: {len(built['curves'])} configurations in {built['wall_seconds']:.0f} s "
-              f"({built['cpu_seconds']:.0f} CPU s), val/fused_acc {min(scores):.3f} to {max(scores):.3f}",
-              flush=True)
-
 
 def anytime_points(best) -> dict:
     """Best score so far over seeds (rows) after each epoch (columns): mean, 25th and 75th percentile at ~200
@@ -528,3 +507,83 @@ def anytime_svg(panels: list[dict], width: int = 460, height: int = 300) -> str:
                    f'<text x="{x + 26:.0f}" y="{height + 12}">{name}</text>')
     out.append("</svg>")
     return "\n".join(out) + "\n"
+
+
+# --- the command line ------------------------------------------------------------------------------------
+
+def record_check(name: str, rows: list[dict]) -> None:
+    """Write a check's outcome into the cached table (its `checked` field, which run.py reports)."""
+    path = TABLES_DIR / f"{name}.json"
+    table = json.loads(path.read_text())
+    table["checked"] = {"date": time.strftime("%Y-%m-%d", time.gmtime()),
+                        "how": "search.py check: retrained as fit_local trains a trial (full epoch loop and metric "
+                               "suite), val/fused_acc per epoch compared",
+                        "configurations": [{"configuration": row["key"],
+                                            "max_abs_difference": row["max_abs_difference"]} for row in rows]}
+    path.write_text(json.dumps(table, indent=1) + "\n")
+
+
+def compare(name: str, searchers: dict, seeds: list[int]) -> None:
+    """Replay `searchers` (and random search, the reference) in-process on table `name` over `seeds` and print
+    each one's statistics: how the levers for a default are compared before one goes into the spec."""
+    rows = replay({"table": load_table(name), "random_trials": 64, "seeds": seeds, "in_process": True,
+                   "searchers": {"random": SEARCHERS["random"], **searchers}})["seeds"]
+    for searcher, x in summarise(rows, list(searchers)).items():
+        met = x["geometric_mean"] >= 3 and x["median"] >= 2 and x["total_epochs"] <= x["random_total_epochs"]
+        print(f"{name} | {searcher} | geo {x['geometric_mean']:.2f}x | median {x['median']:.2f}x | worst "
+              f"{x['worst']:.2f}x | never {x['never']}/{len(rows)} | total {x['total_epochs']} "
+              f"({x['random_total_epochs']}) | {'met' if met else 'missed'}", flush=True)
+
+
+def main() -> None:
+    import argparse
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    parser = argparse.ArgumentParser(description="Build, check and verify the cached tables of the search "
+                                                 "benchmark, and compare searchers on them.")
+    parser.add_argument("command", choices=["build", "check", "verify", "compare"],
+                        help="build: train the tables and cache them; check: retrain two configurations of each "
+                             "cached table as a trial trains (fit_local), compare, and record it in the table; "
+                             "verify: replay seeds of each table through Tune and in-process, every searcher, and "
+                             "compare report by report; compare: replay --searcher's in-process and print their "
+                             "statistics against random search")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="verify, compare: the seeds")
+    parser.add_argument("--searcher", action="append", default=[], metavar="NAME=JSON",
+                        help='compare: a searcher as spec sections, e.g. \'gp2={"search": {}, "scheduler": '
+                             '{"grace_period": 2}}\' (repeatable; default: the SEARCHERS)')
+    parser.add_argument("problems", nargs="*", default=list(PROBLEMS), help=f"default: all of {', '.join(PROBLEMS)}")
+    cli = parser.parse_intermixed_args()  # the problems may follow the options
+    for name in cli.problems:
+        if cli.command == "compare":
+            searchers = dict(item.split("=", 1) for item in cli.searcher)
+            compare(name, {k: json.loads(v) for k, v in searchers.items()} or SEARCHERS, cli.seeds)
+            continue
+        if cli.command == "verify":
+            table = load_table(name)
+            args = {"table": table, "random_trials": 64, "searchers": SEARCHERS, "seeds": cli.seeds}
+            in_process, tune_rows = replay({**args, "in_process": True}), replay(args)
+            for a, b in zip(in_process["seeds"], tune_rows["seeds"]):
+                for searcher in SEARCHERS:
+                    x, y = a["runs"][searcher], b["runs"][searcher]
+                    print(f"{name} seed {a['seed']} {searcher}: {x['trials']} trials, {len(x['scores'])} reports: "
+                          f"{'equal' if x['scores'] == y['scores'] else 'DIFFERENT'} (Tune {y['seconds']:.0f} s, "
+                          f"in-process {x['seconds']:.1f} s)", flush=True)
+            continue
+        if cli.command == "check":
+            rows = check_table(name)
+            record_check(name, rows)
+            for row in rows:
+                print(f"{name} {row['key']}: max |table - trial| {row['max_abs_difference']:.6f}\n"
+                      f"  table {[round(x, 4) for x in row['table']]}\n  trial {[round(x, 4) for x in row['trial']]}",
+                      flush=True)
+            continue
+        built = build_table(name)
+        scores = [x for curve in built["curves"].values() for x in curve]
+        print(f"{name}: {len(built['curves'])} configurations in {built['wall_seconds']:.0f} s "
+              f"({built['cpu_seconds']:.0f} CPU s), val/fused_acc {min(scores):.3f} to {max(scores):.3f}",
+              flush=True)
+
+
+if __name__ == "__main__":
+    main()
