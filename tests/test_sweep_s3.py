@@ -90,7 +90,9 @@ def test_results_load_from_the_uri(s3_sweep):
     assert len(results.trials) == TRIALS and len(results.epochs) == TRIALS * EPOCHS
     assert len(results.joined) == TRIALS * EPOCHS
     for trial_id in results.trials[schema.TRIAL_ID]:
-        assert schema.ARTIFACT_TSNE in load_artifacts(out, trial_id)
+        assert schema.ARTIFACT_EMBEDDINGS in load_artifacts(out, trial_id)
+    # the best trial's t-SNE maps, drawn in the bucket once the sweep ended
+    assert sum(schema.ARTIFACT_TSNE in load_artifacts(out, t) for t in results.trials[schema.TRIAL_ID]) == 1
     assert sum("[mmray] trial " in line for line in s3_sweep.first) == TRIALS
     assert f"[mmray] report: {out}/report.html" in s3_sweep.first
 

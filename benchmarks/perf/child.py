@@ -1,6 +1,7 @@
 """One measurement in a fresh interpreter: `child.py MODE JSON_ARGS`; prints `RESULT {json}` last.
 
 Modes: plain (the in-process loop), sweep (a one-configuration mmray sweep, locally or on a cluster address),
+short_plain / short_sweep (many short trials: a plain Optuna loop over fit_local, and mmray sweep),
 ingest_ray (Ray Data -> Train worker, iteration only), ingest_torch (DataLoader over in-memory tensors),
 search_table (train a grid of configurations for the search-efficiency table), search_replay (Tune searches
 over that table).
@@ -55,20 +56,86 @@ def sweep(args: dict) -> dict:
         "resources": {"torch_threads": args["torch_threads"], "cpus_per_worker": args.get("cpus_per_worker", 1),
                       "max_concurrent_trials": args.get("concurrent")},
     }, "benchmarks/perf")
+    from mmray.orchestration.sweep import ensure_ray
+
     results = Path(tempfile.mkdtemp(prefix="mmray-perf-")) / "perf"
     started = time.perf_counter()
+    ensure_ray(args.get("address"))
+    ray_up = time.perf_counter()
     api.run_sweep(spec, mirror=args.get("mirror"), results_dir=results, overwrite=True, report=False,
                   address=args.get("address"), log=lambda *_: None)
     wall = time.perf_counter() - started
     trials = pd.read_parquet(results / schema.TRIALS_FILE)
-    epochs = pd.read_parquet(results / schema.EPOCHS_FILE)
-    return {"sweep_seconds": wall, "trials": len(trials),
+    epochs = pd.read_parquet(results / schema.EPOCHS_FILE).sort_values([schema.TRIAL_ID, schema.EPOCH])
+    return {"sweep_seconds": wall, "submitted_seconds": time.perf_counter() - ray_up, "trials": len(trials),
+            "data_wait_seconds": epochs[schema.DATA_WAIT_SECONDS].tolist(),
             "completed": int((trials[schema.STATUS] == schema.STATUS_COMPLETED).sum()),
             "trial_seconds": trials[schema.WALL_SECONDS].tolist(),
             "first_batch_seconds": epochs[epochs[schema.EPOCH] == 1][schema.FIRST_BATCH_SECONDS].tolist(),
             "epoch_train_seconds": epochs[schema.EPOCH_TRAIN_SECONDS].tolist(),
             "nodes": sorted({n for value in trials[schema.NODES].dropna() for n in value.split(",")}),
             "val_fused_acc": float(trials["final/val/fused_acc"].iloc[0])}
+
+
+def short_plain(args: dict) -> dict:
+    """The strongest plain way to run the same configurations: one process, one Optuna study over `fit_local`
+    (the configurations enqueued, as the sweep's grid lists them), the data read once."""
+    import optuna
+
+    from mmray.engine.local import fit_local
+
+    prepared = _prepared(args)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    started = time.perf_counter()
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
+    for lr in args["lrs"]:
+        study.enqueue_trial({"lr": lr})
+    seconds = []
+
+    def objective(trial):
+        began = time.perf_counter()
+        history = fit_local(args["method"], prepared, method_params=args["method_params"],
+                            train={**args["train"], "lr": trial.suggest_float("lr", 1e-6, 1.0, log=True)},
+                            seed=0, torch_threads=args["torch_threads"])
+        seconds.append(time.perf_counter() - began)
+        return history[-1]["val/fused_acc"]
+
+    study.optimize(objective, n_trials=len(args["lrs"]))
+    return {"loop_seconds": time.perf_counter() - started, "trial_seconds": seconds,
+            "best": study.best_value}
+
+
+def short_sweep(args: dict) -> dict:
+    """The same configurations as one mmray sweep (a grid over them, no early stopping), timed from before Ray
+    starts and from the moment Ray is up (Tune submits the first trial soon after)."""
+    import pandas as pd
+
+    from mmray import api
+    from mmray.config import parse_spec
+    from mmray.orchestration.sweep import ensure_ray
+    from mmray.results import schema
+
+    spec = parse_spec({
+        "name": "short", "benchmarks": [{"name": args["benchmark"], "params": args["benchmark_params"]}],
+        "methods": [args["method"]], "method_params": {args["method"]: args["method_params"]},
+        "train": args["train"], "search": {"algorithm": "grid"}, "scheduler": {"type": "none"},
+        "search_space": {"train.lr": {"choice": args["lrs"]}},
+        "resources": {"torch_threads": args["torch_threads"]},
+    }, "benchmarks/perf")
+    _prepared(args)  # the shards exist before either clock starts, as for the plain loop
+    results = Path(tempfile.mkdtemp(prefix="mmray-perf-short-")) / "short"
+    started = time.perf_counter()
+    ensure_ray()
+    ray_up = time.perf_counter()
+    api.run_sweep(spec, results_dir=results, overwrite=True, report=False, log=lambda *_: None)
+    ended = time.perf_counter()
+    trials = pd.read_parquet(results / schema.TRIALS_FILE)
+    epochs = pd.read_parquet(results / schema.EPOCHS_FILE)
+    return {"sweep_seconds": ended - started, "ray_start_seconds": ray_up - started,
+            "submitted_seconds": ended - ray_up, "trials": len(trials),
+            "completed": int((trials[schema.STATUS] == schema.STATUS_COMPLETED).sum()),
+            "trial_seconds": trials[schema.WALL_SECONDS].tolist(),
+            "best": float(epochs["val/fused_acc"].max())}
 
 
 def ingest_ray(args: dict) -> dict:
@@ -152,7 +219,7 @@ def search_replay(args: dict) -> dict:
     return replay(args)
 
 
-MODES = {f.__name__: f for f in (plain, sweep, ingest_ray, ingest_torch, search_table, search_replay)}
+MODES = {f.__name__: f for f in (plain, sweep, short_plain, short_sweep, ingest_ray, ingest_torch, search_table, search_replay)}
 
 if __name__ == "__main__":
     os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
