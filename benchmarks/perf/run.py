@@ -97,47 +97,63 @@ QUICK = {
 }
 QUICK["augment"] = {**FULL["augment"], "benchmark": "synthetic-av", "rounds": 1,
                     "benchmark_params": {"n_train": 512, "n_val": 100, "n_test": 100, "image_size": 16}}
+# The checkouts whose sweeps the short and overhead sections time: this one, and with --before another one (its
+# mmray package first on the path), alternated round by round.
+THIS, BEFORE = "this", "before"
+CHECKOUTS: dict[str, str | None] = {THIS: None}
 SECTIONS = ("short", "overhead", "ingest", "search", "scaling", "augment")
 
 
 def short(cfg: dict, mirror: str | None) -> dict:
-    # plain, sweep, plain, ...: each sweep set against the mean of the plain loops either side of it
     one_thread = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}  # what Ray gives a 1-CPU trial's process
-    plains = [run_child("short_plain", cfg, env=one_thread)]
-    sweeps = []
-    for _ in range(cfg["rounds"]):
-        sweeps.append(run_child("short_sweep", cfg, env=one_thread))
-        plains.append(run_child("short_plain", cfg, env=one_thread))
-    trials = len(cfg["lrs"])
-    neighbours = _either_side([p["loop_seconds"] for p in plains])
+    plains, sweeps = _alternated("short_plain", "short_sweep", cfg, env=one_thread)
+    plain_seconds = [p["loop_seconds"] for p in plains]
+    return {**_short_summary(sweeps[THIS], plain_seconds, len(cfg["lrs"])), "rounds": cfg["rounds"],
+            **({BEFORE: _short_summary(sweeps[BEFORE], plain_seconds, len(cfg["lrs"]))} if BEFORE in sweeps else {}),
+            "plain_seconds_each": plain_seconds,
+            "median_plain_trial_seconds": statistics.median(t for p in plains for t in p["trial_seconds"])}
+
+
+def _alternated(plain_mode: str, sweep_mode: str, args: dict, env: dict | None = None
+                ) -> tuple[list[dict], dict[str, list[dict]]]:
+    """Plain, sweep(s), plain, ...: this machine's speed drifts by tens of percent over minutes (a shared VM;
+    one round alone gave 1.44x and 1.72x in two runs of the same code), so each sweep is set against the mean of
+    the plain runs either side of it, and a figure is the median over the rounds. With --before, each round
+    also runs the sweep of that checkout, beside this one's. The first plain run also prepares the shards
+    (outside its timer), so every timed run reads them from a warm page cache."""
+    plains, sweeps = [run_child(plain_mode, args, env=env)], {side: [] for side in CHECKOUTS}
+    for _ in range(args["rounds"]):
+        for side, tree in CHECKOUTS.items():
+            sweeps[side].append(run_child(sweep_mode, args, env=env, pythonpath=tree))
+        plains.append(run_child(plain_mode, args, env=env))
+    return plains, sweeps
+
+
+def _short_summary(sweeps: list[dict], plain_seconds: list[float], trials: int) -> dict:
+    neighbours = _either_side(plain_seconds)
     ratios = [s["sweep_seconds"] / plain for s, plain in zip(sweeps, neighbours)]
     submitted = [s["submitted_seconds"] / plain for s, plain in zip(sweeps, neighbours)]
     fixed = [(s["sweep_seconds"] - plain) / trials for s, plain in zip(sweeps, neighbours)]
     ratio, per_trial = statistics.median(ratios), statistics.median(fixed)
-    return {"trials": trials, "rounds": cfg["rounds"], "ratios": ratios, "ratio": ratio,
-            "ratio_spread": [min(ratios), max(ratios)], "submitted_ratios": submitted,
-            "submitted_ratio": statistics.median(submitted), "fixed_seconds_each": fixed,
-            "fixed_seconds": per_trial,
-            "plain_seconds_each": [p["loop_seconds"] for p in plains],
+    return {"trials": trials, "ratios": ratios, "ratio": ratio, "ratio_spread": [min(ratios), max(ratios)],
+            "submitted_ratios": submitted, "submitted_ratio": statistics.median(submitted),
+            "fixed_seconds_each": fixed, "fixed_seconds": per_trial,
             "sweep_seconds_each": [s["sweep_seconds"] for s in sweeps],
             "ray_start_seconds_each": [s["ray_start_seconds"] for s in sweeps],
             "completed_each": [s["completed"] for s in sweeps],
             "median_trial_seconds": statistics.median(t for s in sweeps for t in s["trial_seconds"]),
-            "median_plain_trial_seconds": statistics.median(t for p in plains for t in p["trial_seconds"]),
+            "plain_seconds": statistics.median(plain_seconds),
             "goal": "<= 1.5x (moonshot 1.3x), <= 1 s fixed cost a trial", "met": ratio <= 1.5 and per_trial <= 1}
 
 
 def overhead(cfg: dict, mirror: str | None) -> dict:
     args = {**cfg, "mirror": mirror}
-    # Plain, trial, plain, trial, plain: this machine's speed drifts by tens of percent over minutes (a shared
-    # VM; one round alone gave 1.44x and 1.72x in two runs of the same code), so each trial is set against the
-    # mean of the plain runs either side of it, and the figure is the median over the rounds. The first run
-    # also prepares the shards (outside its timer), so every timed run reads them from a warm page cache.
-    plains = [run_child("plain", args)]
-    trials = []
-    for _ in range(cfg["rounds"]):
-        trials.append(run_child("sweep", args))
-        plains.append(run_child("plain", args))
+    plains, sweeps = _alternated("plain", "sweep", args)
+    return {**_overhead_summary(sweeps[THIS], plains), "rounds": cfg["rounds"],
+            **({BEFORE: _overhead_summary(sweeps[BEFORE], plains)} if BEFORE in sweeps else {})}
+
+
+def _overhead_summary(trials: list[dict], plains: list[dict]) -> dict:
     neighbours = _either_side([p["fit_seconds"] for p in plains])
     # what the user waits for once Ray is up: from before Tune submits the trial to the sweep's end
     ratios = [t["submitted_seconds"] / plain for t, plain in zip(trials, neighbours)]
@@ -150,7 +166,7 @@ def overhead(cfg: dict, mirror: str | None) -> dict:
     later_wait = [w / e for t in trials for w, e in zip(t["data_wait_seconds"][1:], t["epoch_train_seconds"][1:])]
     memory_ratio = trials[-1]["peak_pss_bytes"] / max(plains[-1]["peak_pss_bytes"], 1)
     return {
-        "rounds": cfg["rounds"], "ratios": ratios, "ratio": ratio, "goal": "<= 1.05", "met": ratio <= 1.05,
+        "ratios": ratios, "ratio": ratio, "goal": "<= 1.05", "met": ratio <= 1.05,
         "trial_only_ratios": [t["trial_seconds"][0] / plain for t, plain in zip(trials, neighbours)],
         "submitted_seconds_each": [t["submitted_seconds"] for t in trials],
         "first_epoch_wait_shares": first_wait, "later_epoch_wait_shares": later_wait,
@@ -172,6 +188,28 @@ def overhead(cfg: dict, mirror: str | None) -> dict:
                    "sweep_peak_pss_mib": trials[-1]["peak_pss_bytes"] / 2**20,
                    "ratio": memory_ratio, "goal": "<= 1.5", "met": memory_ratio <= 1.5},
     }
+
+
+def _short_rows(t: dict, label: str = "") -> list[str]:
+    return [f"| {t['trials']} one-epoch trials{label} (pavlov, synthetic-av 512 pairs; spread "
+            f"{t['ratio_spread'][0]:.2f}-{t['ratio_spread'][1]:.2f}x; from Ray up {t['submitted_ratio']:.2f}x) "
+            f"| {statistics.median(t['sweep_seconds_each']):.1f} s sweep, {t['fixed_seconds']:.2f} s fixed cost a "
+            f"trial | {t['plain_seconds']:.1f} s plain Optuna loop | {t['ratio']:.2f}x | {t['goal']} "
+            f"| {'yes' if t['met'] else 'no'} |"]
+
+
+def _overhead_rows(o: dict, label: str = "") -> list[str]:
+    mem, later = o["memory"], o["later_epoch_wait_share"]
+    return [f"| long trial{label}, from Tune's submission to the sweep's end (pavlov, AV-MNIST; spread "
+            f"{min(o['ratios']):.2f}-{max(o['ratios']):.2f}x) | {statistics.median(o['submitted_seconds_each']):.1f} s "
+            f"| {o['plain_fit_seconds']:.1f} s plain loop | {o['ratio']:.2f}x | {o['goal']} "
+            f"| {'yes' if o['met'] else 'no'} |",
+            f"| peak memory{label} (PSS, all Ray processes) | {mem['sweep_peak_pss_mib']:.0f} MiB "
+            f"| {mem['plain_peak_pss_mib']:.0f} MiB plain loop | {mem['ratio']:.2f}x | <= 1.5 "
+            f"| {'yes' if mem['ratio'] <= 1.5 else 'no'} |",
+            f"| waiting for data{label}, share of an epoch's training pass (first epoch; later epochs) "
+            f"| {o['first_epoch_wait_share']:.1%}; " + (f"{later:.1%}" if later is not None else "-")
+            + " | 0 (in memory) | - | <= 10 %; <= 2 % | " + ("yes" if o["wait_met"] else "no") + " |"]
 
 
 def _either_side(values: list[float]) -> list[float]:
@@ -285,29 +323,11 @@ def write(results: dict, out_dir: Path) -> None:
                         results["sections"].items() if "measured" in sec) + ".", "",
               "| figure | mmray | baseline | ratio | goal | met |", "|---|---|---|---|---|---|"]
     s = results["sections"]
-    if "short" in s:
-        t = s["short"]
-        lines.append(f"| {t['trials']} one-epoch trials (pavlov, synthetic-av 512 pairs; spread "
-                     f"{t['ratio_spread'][0]:.2f}-{t['ratio_spread'][1]:.2f}x; from Ray up "
-                     f"{t['submitted_ratio']:.2f}x) | {statistics.median(t['sweep_seconds_each']):.1f} s sweep, "
-                     f"{t['fixed_seconds']:.2f} s fixed cost a trial "
-                     f"| {statistics.median(t['plain_seconds_each']):.1f} s plain Optuna loop | {t['ratio']:.2f}x "
-                     f"| {t['goal']} | {'yes' if t['met'] else 'no'} |")
-    if "overhead" in s:
-        o = s["overhead"]
-        lines.append(f"| long trial, from Tune's submission to the sweep's end (pavlov, AV-MNIST; spread "
-                     f"{min(o['ratios']):.2f}-{max(o['ratios']):.2f}x) "
-                     f"| {statistics.median(o['submitted_seconds_each']):.1f} s "
-                     f"| {o['plain_fit_seconds']:.1f} s plain loop | {o['ratio']:.2f}x | {o['goal']} "
-                     f"| {'yes' if o['met'] else 'no'} |")
-        mem = o["memory"]
-        lines.append(f"| peak memory (PSS, all Ray processes) | {mem['sweep_peak_pss_mib']:.0f} MiB "
-                     f"| {mem['plain_peak_pss_mib']:.0f} MiB plain loop | {mem['ratio']:.2f}x | <= 1.5 "
-                     f"| {'yes' if mem['ratio'] <= 1.5 else 'no'} |")
-        later = o["later_epoch_wait_share"]
-        lines.append(f"| waiting for data, share of an epoch's training pass (first epoch; later epochs) "
-                     f"| {o['first_epoch_wait_share']:.1%}; " + (f"{later:.1%}" if later is not None else "-")
-                     + " | 0 (in memory) | - | <= 10 %; <= 2 % | " + ("yes" if o["wait_met"] else "no") + " |")
+    for name, rows in (("short", _short_rows), ("overhead", _overhead_rows)):
+        if name in s:
+            lines += rows(s[name])
+            if BEFORE in s[name]:
+                lines += rows(s[name][BEFORE], " - before (--before checkout, same rounds)")
     if "ingest" in s:
         i = s["ingest"]
         lines.append(f"| ingest, samples/s, an epoch streamed from Parquet ({i['rows']} rows) "
@@ -346,7 +366,12 @@ def write(results: dict, out_dir: Path) -> None:
                   f"{seconds(o['submitted_seconds_each'])} s (ratios "
                   f"{', '.join(f'{x:.2f}x' for x in o['ratios'])}). Waiting for data: first epochs "
                   + ", ".join(f"{x:.1%}" for x in o["first_epoch_wait_shares"]) + "; later epochs "
-                  + ", ".join(f"{x:.1%}" for x in o["later_epoch_wait_shares"]) + "."]
+                  + ", ".join(f"{x:.1%}" for x in o["later_epoch_wait_shares"]) + "."
+                  + (f" Before (--before checkout, alternated in the same rounds): trials "
+                     f"{seconds(o[BEFORE]['trial_seconds_each'])} s, from Ray up "
+                     f"{seconds(o[BEFORE]['submitted_seconds_each'])} s (ratios "
+                     f"{', '.join(f'{x:.2f}x' for x in o[BEFORE]['ratios'])}), first batch at "
+                     f"{seconds(o[BEFORE]['first_batch_seconds_each'])} s." if BEFORE in o else "")]
     if "short" in s:
         t = s["short"]
         seconds = lambda values: ", ".join(f"{x:.1f}" for x in values)  # noqa: E731
@@ -359,7 +384,13 @@ def write(results: dict, out_dir: Path) -> None:
                   f"{', '.join(f'{x:.2f}x' for x in t['submitted_ratios'])}; fixed cost a trial "
                   f"{', '.join(f'{x:.2f}' for x in t['fixed_seconds_each'])} s. Median trial: "
                   f"{t['median_trial_seconds']:.2f} s in the sweep (from its start in its process), "
-                  f"{t['median_plain_trial_seconds']:.2f} s in the plain loop. Both sides: one torch thread, "
+                  f"{t['median_plain_trial_seconds']:.2f} s in the plain loop."
+                  + (f" Before (--before checkout, alternated in the same rounds): sweeps "
+                     f"{seconds(t[BEFORE]['sweep_seconds_each'])} s, ratios "
+                     f"{', '.join(f'{x:.2f}x' for x in t[BEFORE]['ratios'])}, fixed cost a trial "
+                     f"{', '.join(f'{x:.2f}' for x in t[BEFORE]['fixed_seconds_each'])} s, median trial "
+                     f"{t[BEFORE]['median_trial_seconds']:.2f} s." if BEFORE in t else "")
+                  + " Both sides: one torch thread, "
                   "OMP_NUM_THREADS=1 and MKL_NUM_THREADS=1."]
     if "ingest" in s:
         i = s["ingest"]
@@ -433,11 +464,17 @@ def main() -> int:
                         help="raw-data mirror (avmnist needs MNIST and FSDD; default $MMRAY_DATA_MIRROR)")
     parser.add_argument("--out", type=Path, default=BENCH_DIR, help="folder for RESULTS.md and RESULTS.json")
     parser.add_argument("--only", choices=SECTIONS, action="append", help="run only these sections")
+    parser.add_argument("--before", metavar="CHECKOUT",
+                        help="also time the short and overhead sections' sweeps with the mmray of this other "
+                             "checkout (a folder holding mmray/), alternated round by round with this one's: "
+                             "figures before and after a change, measured side by side")
     parser.add_argument("--search-through-tune", action="store_true",
                         help="replay the search tables through Tune's controller and actors (about 50x slower) "
                              "instead of driving the same searcher and scheduler objects in-process")
     args = parser.parse_args()
     plan = QUICK if args.quick else FULL
+    if args.before:
+        CHECKOUTS[BEFORE] = str(Path(args.before).resolve())
     if args.search_through_tune:
         plan = {**plan, "search": {**plan["search"], "through_tune": True}}
     results = {"machine": machine(), "quick": args.quick, "sections": {}}
