@@ -67,7 +67,8 @@ def test_results_tables_land_in_the_bucket(s3_sweep):
     files = _bucket_files(out)
     assert {schema.TRIALS_FILE, schema.EPOCHS_FILE, schema.SPEC_FILE, "report.html"} <= set(files)
     assert any(path.startswith("tune/") for path in files)  # Tune's experiment state, for --resume
-    assert any(path.startswith("train/") and "checkpoint" in path for path in files)  # Train's checkpoints
+    # each trial's checkpoint (a one-worker trial's are Tune's, beside its experiment state)
+    assert any(path.startswith("tune/") and "/checkpoint_" in path for path in files)
     assert not any(path.startswith("running/") for path in files)  # every trial finished
 
     s3, root = fs.FileSystem.from_uri(out)
