@@ -2,7 +2,7 @@
 
 Modes: plain (the in-process loop), sweep (a one-configuration mmray sweep, locally or on a cluster address),
 short_plain / short_sweep (many short trials: a plain Optuna loop over fit_local, and mmray sweep),
-ingest_ray (Ray Data -> Train worker, iteration only), ingest_torch (DataLoader over in-memory tensors),
+ingest_ray (Ray Data -> a trial's feed, iteration only), ingest_memory (the in-memory batching fit_local uses),
 search_table (train a grid of configurations for the search-efficiency table), search_replay (Tune searches
 over that table).
 """
@@ -139,72 +139,50 @@ def short_sweep(args: dict) -> dict:
 
 
 def ingest_ray(args: dict) -> dict:
-    import ray.train
-    from ray.train import ScalingConfig
-
-    from mmray.orchestration.ray_adapter import TrialTorchTrainer
+    """Ray Data -> TrainFeed, iteration only, as a one-worker trial's Tune actor streams its split (the actor is a
+    process connected to Ray, as this one is)."""
+    from mmray.orchestration.feed import TrainFeed
+    from mmray.orchestration.shard_source import read_dataset
     from mmray.orchestration.sweep import ensure_ray
-    from mmray.orchestration.worker import training_stream
 
     prepared = _prepared(args)
     ensure_ray()
-
-    def loop(config):
-        from mmray.orchestration.feed import TrainFeed
-
-        def rates(feed, epochs):
-            out = []
-            for _ in range(epochs):
-                started, rows = time.perf_counter(), 0
-                for batch in feed.epoch():
-                    rows += len(batch["label"])
-                out.append(rows / (time.perf_counter() - started))
-            return out
-
-        shard = training_stream(config["prepared"], seed=0, world_size=1)  # as a one-worker trial reads it
-        feed = functools.partial(TrainFeed, shard, config["prepared"].modalities, config["batch_size"],
-                                 window=config["shuffle_buffer"], seed=0)
-        # Every epoch read from the shards (a shard too big to keep); then what a trial does: stream the first
-        # epoch, keep the rows, serve later epochs from the worker's memory.
-        result = {"streamed": rates(feed(cache_bytes=0), config["epochs"]),
-                  "kept": rates(feed(cache_bytes=config["cache_mib"] * 2**20), config["epochs"])}
-        # Train V2 keeps only metrics reported with a checkpoint: hand the rates back through a file instead.
-        Path(config["out"]).write_text(json.dumps(result))
-
-    out = Path(tempfile.mkdtemp(prefix="mmray-perf-ingest-")) / "rates.json"
-    trainer = TrialTorchTrainer(  # as a one-worker trial runs it
-        loop, train_loop_config={"out": str(out), "epochs": args["epochs"], "batch_size": args["batch_size"],
-                                 "shuffle_buffer": args["shuffle_buffer"], "cache_mib": args["cache_mib"],
-                                 "prepared": prepared},
-        scaling_config=ScalingConfig(num_workers=1, resources_per_worker={"CPU": 1}),
-        run_config=ray.train.RunConfig(storage_path=str(out.parent)),
-    )
-    trainer.fit()
-    return {"samples_per_second": json.loads(out.read_text()), "rows": prepared.rows("train")}
+    shard = read_dataset(prepared, "train", seed=0).iterator()
+    feed = functools.partial(TrainFeed, shard, prepared.modalities, args["batch_size"],
+                             window=args["shuffle_buffer"], seed=0)
+    # Every epoch read from the shards (a shard too big to keep); then what a trial does: stream the first
+    # epoch, keep the rows, serve later epochs from memory.
+    return {"samples_per_second": {"streamed": _epoch_rates(feed(cache_bytes=0).epoch, args["epochs"]),
+                                   "kept": _epoch_rates(feed(cache_bytes=args["cache_mib"] * 2**20).epoch,
+                                                        args["epochs"])},
+            "rows": prepared.rows("train")}
 
 
-def ingest_torch(args: dict) -> dict:
-    import numpy as np
+def ingest_memory(args: dict) -> dict:
+    """The project's own in-memory batching (what fit_local trains on): the split read once into arrays, each
+    epoch a permutation of them cut into batches."""
     import torch
-    from torch.utils.data import DataLoader, TensorDataset
 
     from mmray.data.shards import read_split
-    from mmray.engine.training import to_batch
+    from mmray.engine.batching import tensor_batches
 
     prepared = _prepared(args)
     arrays = read_split(prepared, "train")
-    names = [m.name for m in prepared.modalities]
-    tensors = [torch.from_numpy(np.array(arrays.modalities[n]).reshape(len(arrays), -1)) for n in names]
-    loader = DataLoader(TensorDataset(*tensors, torch.from_numpy(arrays.labels)), batch_size=args["batch_size"],
-                        shuffle=True, drop_last=True)
+    generator = torch.Generator().manual_seed(0)
+    epoch = functools.partial(tensor_batches, arrays, args["batch_size"], prepared.modalities, shuffle=True,
+                              drop_last=True, generator=generator)
+    return {"samples_per_second": _epoch_rates(epoch, args["epochs"]), "rows": len(arrays)}
+
+
+def _epoch_rates(epoch, epochs: int) -> list[float]:
+    """Rows per second of each of `epochs` passes over `epoch()`'s batches."""
     rates = []
-    for _ in range(args["epochs"]):
+    for _ in range(epochs):
         started, rows = time.perf_counter(), 0
-        for *columns, labels in loader:
-            batch = to_batch({**dict(zip(names, columns)), "label": labels}, prepared.modalities)
+        for batch in epoch():
             rows += len(batch["label"])
         rates.append(rows / (time.perf_counter() - started))
-    return {"samples_per_second": rates, "rows": len(arrays)}
+    return rates
 
 
 def search_table(args: dict) -> dict:
@@ -219,7 +197,7 @@ def search_replay(args: dict) -> dict:
     return replay(args)
 
 
-MODES = {f.__name__: f for f in (plain, sweep, short_plain, short_sweep, ingest_ray, ingest_torch, search_table, search_replay)}
+MODES = {f.__name__: f for f in (plain, sweep, short_plain, short_sweep, ingest_ray, ingest_memory, search_table, search_replay)}
 
 if __name__ == "__main__":
     os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
