@@ -1,7 +1,7 @@
 """mmray's performance harness: what Ray costs and what it buys, each figure a ratio measured side by side
 in one run on this machine. Writes RESULTS.md and RESULTS.json (default: beside this folder, in benchmarks/).
 
-    python benchmarks/perf/run.py --mirror ../shared/datasets          # the full run (make bench), < 30 min
+    python benchmarks/perf/run.py --mirror ../shared/datasets          # the full run (make bench), ~50 min
     python benchmarks/perf/run.py --quick --out /tmp/bench             # a smoke run of every section
 
 Figures:
