@@ -34,7 +34,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 
-# The performance harness: writes benchmarks/RESULTS.md and RESULTS.json (about 27 minutes on 2 cores).
+# The performance harness: writes benchmarks/RESULTS.md and RESULTS.json (about 50 minutes on 2 cores).
 bench: $(STAMP)
 	$(BYTECODE)
 	$(BIN)/python benchmarks/perf/run.py

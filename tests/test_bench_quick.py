@@ -20,13 +20,15 @@ def test_quick_bench_writes_every_figure(tmp_path):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     results = json.loads((tmp_path / "RESULTS.json").read_text())
     sections = results["sections"]
-    assert set(sections) == {"overhead", "ingest", "search", "scaling", "augment"}
+    assert set(sections) == {"short", "overhead", "ingest", "search", "scaling", "augment"}
     assert all(section["ratio"] > 0 for section in sections.values())
     assert sections["overhead"]["first_batch_seconds"] > 0
+    assert sections["short"]["completed_each"] == [sections["short"]["trials"]]  # every short trial ran
+    assert 0 <= sections["overhead"]["first_epoch_wait_share"] < 1
     assert sections["overhead"]["memory"]["sweep_peak_pss_mib"] > sections["overhead"]["memory"]["plain_peak_pss_mib"] > 0
     assert [run["nodes_used"] for run in sections["scaling"]["runs"]] == [1, 2, 1]  # the second node ran trials
     assert all(s["random_epochs"] for t in sections["search"]["tables"].values() for s in t["per_seed"])
     table = (tmp_path / "RESULTS.md").read_text()
-    for figure in ("per-trial time", "peak memory", "ingest", "epochs to random search's best", "trials per hour",
+    for figure in ("one-epoch trials", "long trial", "waiting for data", "peak memory", "ingest", "epochs to random search's best", "trials per hour",
                    "augmentation, seconds per pavlov epoch"):
         assert figure in table

@@ -15,9 +15,10 @@ from mmray.eval.generation import answer_scores, bleu, normalise_answer, ssim, t
 from mmray.eval.probes import fit_probe, l2_normalize, probe_accuracy
 from mmray.eval.retrieval import pair_retrieval_scores, retrieval_scores
 from mmray.eval.robustness import missing_curve
-from mmray.eval.tsne import tsne_table
+from mmray.eval.tsne import embedding_sample, tsne_table
 from mmray.results import schema
 from mmray.results.artifacts import (
+    draw_maps,
     generation_table,
     load_artifacts,
     reconstruction_table,
@@ -404,6 +405,19 @@ def test_tsne_table_puts_every_modality_in_one_shared_map():
     distances = np.linalg.norm(image[[schema.X, schema.Y]].to_numpy()[:, None]
                                - audio[[schema.X, schema.Y]].to_numpy()[None], axis=2)
     assert (audio[schema.LABEL].to_numpy()[distances.argmin(1)] == image[schema.LABEL].to_numpy()).mean() > 0.95
+
+
+def test_a_trial_keeps_its_embedding_sample_and_the_maps_are_drawn_from_it_later(tmp_path):
+    # the maps drawn from the stored sample are the maps drawn at once; a trial without a sample gets none
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(3), 30)
+    spaces = {m: (5.0 * np.eye(3, 8))[labels] + 0.1 * rng.standard_normal((90, 8)) for m in ("image", "audio")}
+    sample = embedding_sample(spaces, labels, n=60, seed=0, shared=("image", "audio"))
+    assert tuple(sample.columns) == schema.ARTIFACT_COLUMNS[schema.ARTIFACT_EMBEDDINGS] and len(sample) == 2 * 60
+    write_artifacts(tmp_path, "t1", {schema.ARTIFACT_EMBEDDINGS: sample})
+    assert draw_maps(tmp_path, "t1") and not draw_maps(tmp_path, "t2")
+    drawn = load_artifacts(tmp_path, "t1")[schema.ARTIFACT_TSNE]
+    pd.testing.assert_frame_equal(drawn, tsne_table(spaces, labels, n=60, seed=0, shared=("image", "audio")))
 
 
 def test_artifacts_round_trip(tmp_path):

@@ -99,8 +99,8 @@ def test_actor_table_tells_alive_from_dead(ray_instance):
 @pytest.mark.ray
 @pytest.mark.timeout(240)
 def test_a_trainer_fitted_in_an_actor_runs_its_controller_there_and_records_its_placement_group(ray_instance):
-    """What every trial relies on: the controller runs in the trial's actor (no TrainController actor), no
-    DatasetManager or PlacementGroupCleaner actor starts, the poll interval is set in that actor only, and the
+    """What every trial of several workers relies on: the controller runs in the trial's actor (no
+    TrainController actor), no PlacementGroupCleaner actor starts, the poll interval is set in that actor only, and the
     worker group's placement group is recorded under the actor's id for the sweep's reaper."""
     import ray
     from ray.train import RunConfig, ScalingConfig
@@ -122,5 +122,5 @@ def test_a_trainer_fitted_in_an_actor_runs_its_controller_there_and_records_its_
     assert interval == str(ray_adapter.WORKER_POLL_SECONDS)
     assert ray_adapter.HEALTH_CHECK_INTERVAL_ENV not in os.environ  # set in the trial's actor only
     assert actor_id.encode() in ray_adapter.kv_keys(ray_adapter.PLACEMENT_KV_NAMESPACE)
-    assert not {"TrainController", "DatasetManager", "PlacementGroupCleaner"} & set(ray_adapter.actor_classes())
+    assert not {"TrainController", "PlacementGroupCleaner"} & set(ray_adapter.actor_classes())
     ray_adapter.kv_delete(actor_id, ray_adapter.PLACEMENT_KV_NAMESPACE)

@@ -52,6 +52,7 @@ search_space:
   train.lr: {{loguniform: [1.0e-3, 3.0e-3]}}
 search: {{num_samples: 2, metric: val/fused_acc, mode: max}}
 scheduler: {{type: asha, grace_period: 1}}
+resources: {{max_concurrent_trials: 1}}
 """)
     lines: list[str] = []
     environment_before = dict(os.environ)
@@ -108,34 +109,48 @@ def test_finished_trials_store_their_pictures_as_data(synthetic_sweep):
     trials = api.load_results(out).trials
     completed = trials[trials[schema.STATUS] == schema.STATUS_COMPLETED]
     assert len(completed) >= 1  # ASHA keeps at least the first trial to its last epoch
+    mapped = []
     for trial_id in completed[schema.TRIAL_ID]:
         tables = load_artifacts(out, trial_id)
-        assert set(tables) == {schema.ARTIFACT_TSNE, schema.ARTIFACT_ROTATIONS, schema.ARTIFACT_RECONSTRUCTIONS,
-                               schema.ARTIFACT_CLUSTER_RELATIONSHIPS, schema.ARTIFACT_CLUSTER_RELATIONS,
-                               schema.ARTIFACT_CLUSTER_ZONES}  # pavlov generates no text
-        tsne = tables[schema.ARTIFACT_TSNE]
-        assert set(tsne[schema.MAP]) == {"image", "audio", "fused", schema.SHARED_MAP}
-        assert len(tsne) == 5 * TINY_SYNTHETIC["n_test"]  # fewer than 500 test pairs: all of them
+        assert set(tables) - {schema.ARTIFACT_TSNE} == {
+            schema.ARTIFACT_EMBEDDINGS, schema.ARTIFACT_ROTATIONS, schema.ARTIFACT_RECONSTRUCTIONS,
+            schema.ARTIFACT_CLUSTER_RELATIONSHIPS, schema.ARTIFACT_CLUSTER_RELATIONS,
+            schema.ARTIFACT_CLUSTER_ZONES}  # pavlov generates no text
+        sample = tables[schema.ARTIFACT_EMBEDDINGS]
+        assert len(sample) == 3 * TINY_SYNTHETIC["n_test"]  # fewer than 500 test pairs: all of them, 3 spaces
+        assert set(sample.loc[sample[schema.IN_SHARED_MAP], schema.MODALITY]) == {"image", "audio"}
+        if schema.ARTIFACT_TSNE in tables:
+            mapped.append(trial_id)
+            tsne = tables[schema.ARTIFACT_TSNE]
+            assert set(tsne[schema.MAP]) == {"image", "audio", "fused", schema.SHARED_MAP}
+            assert len(tsne) == 5 * TINY_SYNTHETIC["n_test"]
+            assert tsne[[schema.X, schema.Y]].notna().all().all()
+    # maps cost seconds of t-SNE: drawn once the sweep has ended, for the best trial only (the report's)
+    best = completed.sort_values("best/val/fused_acc", ascending=False, kind="stable")[schema.TRIAL_ID].iloc[0]
+    assert mapped == [best]
+    for trial_id in completed[schema.TRIAL_ID]:
+        tables = load_artifacts(out, trial_id)
         pairs = tables[schema.ARTIFACT_RECONSTRUCTIONS].groupby([schema.SOURCE, schema.TARGET]).size()
         assert set(pairs.index) == {(a, b) for a in ("image", "audio") for b in ("image", "audio")}
         assert tables[schema.ARTIFACT_RECONSTRUCTIONS][schema.ORIGINAL_WAV].isna().all()  # synthetic-av: no sound
         assert len(tables[schema.ARTIFACT_CLUSTER_ZONES]) == TINY_SYNTHETIC["n_test"]
-        assert tsne[[schema.X, schema.Y]].notna().all().all()
         rotations = tables[schema.ARTIFACT_ROTATIONS]
         latent = int(trials.set_index(schema.TRIAL_ID).loc[trial_id, "config/method/latent_dim"])
         assert len(rotations) == 2 * latent * latent
 
 
-def test_a_trial_starts_no_actors_beyond_its_own_its_workers_and_their_synchronizer(synthetic_sweep):
-    """Each trial's actor runs its Train controller, one-worker trials read their split in the worker, the
-    sweep's driver frees orphaned placement groups, and reports reach Tune through the GCS: Train and Tune
-    would otherwise start a TrainController, a DatasetManager, a PlacementGroupCleaner and a _QueueActor
-    (TuneReportCallback's) for every trial, each a process start on its path to the first batch."""
+def test_one_worker_trials_train_in_one_reused_tune_actor(synthetic_sweep):
+    """Trials of one CPU worker train in their Tune actor, which Tune hands the next trial: two trials run one
+    at a time start one trial actor and no Train actors at all (a TrainController, RayTrainWorker,
+    SynchronizationActor, DatasetManager and PlacementGroupCleaner per trial would each be a process start on
+    its path to the first batch), and no _QueueActor (TuneReportCallback's)."""
     from mmray.orchestration.ray_adapter import actor_classes
 
-    started = set(actor_classes())  # every actor this instance has run, dead ones included
-    assert {"RayTrainWorker", "SynchronizationActor"} <= started  # the table holds this sweep's actors
-    assert not {"TrainController", "DatasetManager", "PlacementGroupCleaner", "_QueueActor"} & started
+    assert len(api.load_results(synthetic_sweep[0]).trials) == 2
+    started = actor_classes()  # every actor this instance has run, dead ones included
+    assert started["ImplicitFunc"] == 1, started
+    assert not {"TrainController", "RayTrainWorker", "SynchronizationActor", "DatasetManager",
+                "PlacementGroupCleaner", "_QueueActor"} & set(started)
 
 
 def _free_until(done, seconds: float = 10.0) -> int:
@@ -220,7 +235,8 @@ def test_every_report_reaches_a_slow_driver_in_order(ray_session, tmp_path, fail
         def on_trial_result(self, iteration, trials, trial, result, **info):
             time.sleep(4)
 
-    spec = _spec(tmp_path, "name: slow\nbenchmarks: [synthetic-av]\nmethods: [pavlov]\n")
+    spec = _spec(tmp_path, "name: slow\nbenchmarks: [synthetic-av]\nmethods: [pavlov]\n"  # a TorchTrainer trial
+                           "resources: {workers_per_trial: 2, cpus_per_worker: 0.5}\n")
     tuner = tune.Tuner(tune.with_resources(fit_in_tune, trial_resources(spec)),
                        param_space={"fail_at": fail_at, "storage": str(tmp_path / "train")},
                        run_config=tune.RunConfig(storage_path=str(tmp_path / "tune"), callbacks=[SlowDriver()]))

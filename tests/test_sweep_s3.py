@@ -67,7 +67,8 @@ def test_results_tables_land_in_the_bucket(s3_sweep):
     files = _bucket_files(out)
     assert {schema.TRIALS_FILE, schema.EPOCHS_FILE, schema.SPEC_FILE, "report.html"} <= set(files)
     assert any(path.startswith("tune/") for path in files)  # Tune's experiment state, for --resume
-    assert any(path.startswith("train/") and "checkpoint" in path for path in files)  # Train's checkpoints
+    # each trial's checkpoint (a one-worker trial's are Tune's, beside its experiment state)
+    assert any(path.startswith("tune/") and "/checkpoint_" in path for path in files)
     assert not any(path.startswith("running/") for path in files)  # every trial finished
 
     s3, root = fs.FileSystem.from_uri(out)
@@ -90,7 +91,9 @@ def test_results_load_from_the_uri(s3_sweep):
     assert len(results.trials) == TRIALS and len(results.epochs) == TRIALS * EPOCHS
     assert len(results.joined) == TRIALS * EPOCHS
     for trial_id in results.trials[schema.TRIAL_ID]:
-        assert schema.ARTIFACT_TSNE in load_artifacts(out, trial_id)
+        assert schema.ARTIFACT_EMBEDDINGS in load_artifacts(out, trial_id)
+    # the best trial's t-SNE maps, drawn in the bucket once the sweep ended
+    assert sum(schema.ARTIFACT_TSNE in load_artifacts(out, t) for t in results.trials[schema.TRIAL_ID]) == 1
     assert sum("[mmray] trial " in line for line in s3_sweep.first) == TRIALS
     assert f"[mmray] report: {out}/report.html" in s3_sweep.first
 

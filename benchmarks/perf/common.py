@@ -109,14 +109,15 @@ def _pss(process: psutil.Process) -> int:
     return getattr(info, "pss", info.rss)  # PSS is Linux-only: elsewhere RSS, which counts shared pages in full
 
 
-def run_child(mode: str, args: dict, env: dict | None = None, timeout: float = 1800, core: int | None = None
-              ) -> dict:
+def run_child(mode: str, args: dict, env: dict | None = None, timeout: float = 1800, core: int | None = None,
+              pythonpath: str | None = None) -> dict:
     """Run `child.py MODE ARGS` in a fresh interpreter (so Ray, threads and memory start clean) and return
-    its result dict, with the child's wall seconds and peak PSS added. `core`: run the child on that core only."""
+    its result dict, with the child's wall seconds and peak PSS added. `core`: run the child on that core only;
+    `pythonpath`: a folder searched first for modules (another checkout's mmray)."""
     command = [sys.executable, str(HERE / "child.py"), mode, json.dumps(args)]
     started = time.perf_counter()
     # Ray workers unpickle functions defined here by module name: they need this folder on their path too.
-    path = os.pathsep.join(p for p in (str(HERE), os.environ.get("PYTHONPATH")) if p)
+    path = os.pathsep.join(p for p in (pythonpath, str(HERE), os.environ.get("PYTHONPATH")) if p)
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                env={**os.environ, **(env or {}), "PYTHONPATH": path},
                                preexec_fn=None if core is None else functools.partial(os.sched_setaffinity, 0, {core}))

@@ -21,7 +21,7 @@ from mmray.eval import ProbeSet, SplitExtras, evaluate_splits
 from mmray.eval.clustering import cluster_analysis, cluster_tables
 from mmray.eval.retrieval import content_ids
 from mmray.eval.suite import GENERATION_EXAMPLES, ROBUSTNESS_EXAMPLES
-from mmray.eval.tsne import tsne_table
+from mmray.eval.tsne import embedding_sample
 from mmray.methods.base import Batch, Method
 from mmray.results import schema
 from mmray.results.artifacts import generation_table, reconstruction_table, rotation_table
@@ -140,7 +140,7 @@ class Evaluation:
         modalities = [m for m in self.module.modalities if m.name in embeddings]
         sizes = {embeddings[m.name].shape[1:] for m in modalities}
         shared = [m.name for m in modalities] if len(sizes) == 1 else []  # one space to put them all in
-        tables = {schema.ARTIFACT_TSNE: tsne_table(embeddings, labels, shared=shared)}
+        tables = {schema.ARTIFACT_EMBEDDINGS: embedding_sample(embeddings, labels, shared=shared)}
         k = self.module.n_clusters
         if len(modalities) > 1 and 2 <= k <= len(labels):
             analysis = cluster_analysis({m.name: embeddings[m.name] for m in modalities}, labels, k)

@@ -19,7 +19,7 @@ from mmray.engine.loop import EpochLoop
 from mmray.engine.params import TrainParams
 from mmray.engine.training import build_method, seed_everything
 from mmray.methods.base import Method
-from mmray.results.artifacts import write_artifacts
+from mmray.results.artifacts import draw_maps, write_artifacts
 
 
 def fit_local(method: str | Method, prepared: PreparedData, *, method_params: Mapping | None = None,
@@ -50,4 +50,5 @@ def fit_local(method: str | Method, prepared: PreparedData, *, method_params: Ma
             on_epoch(last.metrics)
     if artifacts_dir is not None and last is not None:
         write_artifacts(artifacts_dir, "local", last.evaluation.artifact_tables())
+        draw_maps(artifacts_dir, "local")
     return history

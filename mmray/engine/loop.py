@@ -25,7 +25,7 @@ from mmray.methods.base import Batch, Method
 @dataclass(frozen=True)
 class FinishedEpoch:
     number: int  # 1-based
-    metrics: dict  # train/<term>, <split>/<metric>, epoch, epoch_seconds, epoch_train_seconds
+    metrics: dict  # train/<term>, <split>/<metric>, epoch, epoch_seconds, epoch_train_seconds, data_wait_seconds
     evaluation: Evaluation | None  # None where this process does not evaluate (ranks other than 0)
 
 
@@ -79,13 +79,15 @@ class EpochLoop:
         for epoch in range(self.epochs_done + 1, self.params.epochs + 1):
             self.module.set_epoch(epoch)
             started = time.perf_counter()
-            training = batches(epoch)
+            waited = [0.0]
+            training = _waiting_timed(batches(epoch), waited)
             if self.augmenter is not None:
                 training = self.augmenter.epoch(training, epoch)
             losses = train_epoch(self.train_model, training, self.optimizer, self.params.grad_clip,
                                  self.scheduler)
             metrics = {f"train/{k}": v for k, v in losses.items()}
             metrics["epoch_train_seconds"] = time.perf_counter() - started
+            metrics["data_wait_seconds"] = waited[0]
             evaluation = None
             if self.eval_sets is not None:
                 evaluation = Evaluation(self.module, self.eval_sets, self.names, self.tokenizer, self.contents,
@@ -95,3 +97,17 @@ class EpochLoop:
             metrics["epoch_seconds"] = time.perf_counter() - started
             self.epochs_done = epoch
             yield FinishedEpoch(epoch, metrics, evaluation)
+
+
+def _waiting_timed(batches: Iterable[Batch], waited: list[float]) -> Iterator[Batch]:
+    """Pass `batches` through, adding to waited[0] the seconds spent waiting for each one."""
+    iterator = iter(batches)
+    while True:
+        asked = time.perf_counter()
+        try:
+            batch = next(iterator)
+        except StopIteration:
+            waited[0] += time.perf_counter() - asked
+            return
+        waited[0] += time.perf_counter() - asked
+        yield batch

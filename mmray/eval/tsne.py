@@ -22,6 +22,13 @@ def tsne_table(embeddings: dict[str, np.ndarray], labels: np.ndarray, n: int = T
     spaces (modalities whose embeddings have one size), also one map of all their points together
     (schema.SHARED_MAP), where an image's nearness to its class's audio shows. One row per (map, space,
     example): schema.ARTIFACT_COLUMNS["tsne"]."""
+    return tsne_maps(embedding_sample(embeddings, labels, n, seed, shared), seed)
+
+
+def embedding_sample(embeddings: dict[str, np.ndarray], labels: np.ndarray, n: int = TSNE_EXAMPLES,
+                     seed: int = 0, shared: Sequence[str] = ()) -> pd.DataFrame:
+    """The seeded subset of at most `n` rows that the maps show, with its embedding in every space:
+    schema.ARTIFACT_COLUMNS["embeddings"], what `tsne_maps` draws from."""
     labels = np.asarray(labels)
     rows = np.arange(len(labels))
     if len(rows) > n:
@@ -30,12 +37,24 @@ def tsne_table(embeddings: dict[str, np.ndarray], labels: np.ndarray, n: int = T
     for space, x in embeddings.items():
         if len(x) != len(labels):
             raise ValueError(f"{space}: {len(x)} embeddings but {len(labels)} labels")
-        coords = _tsne(l2_normalize(np.asarray(x, dtype=np.float64)[rows]), seed)
-        frames.append(_points(space, space, rows, labels[rows], coords))
+        vectors = np.asarray(x, dtype=np.float32)[rows].reshape(len(rows), -1)
+        frames.append(pd.DataFrame({schema.MODALITY: space, schema.EXAMPLE: rows, schema.LABEL: labels[rows],
+                                    schema.IN_SHARED_MAP: len(shared) > 1 and space in shared,
+                                    schema.VECTOR: list(vectors)}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def tsne_maps(sample: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+    """The t-SNE maps of an `embedding_sample`: one per space, and the shared map of the spaces marked for it."""
+    frames, shared = [], []
+    for space, rows in sample.groupby(schema.MODALITY, sort=False):
+        points = l2_normalize(np.stack(rows[schema.VECTOR].to_numpy()).astype(np.float64))
+        frames.append(_points(space, space, rows, _tsne(points, seed)))
+        if rows[schema.IN_SHARED_MAP].all():
+            shared.append((space, rows, points))
     if len(shared) > 1:
-        points = np.concatenate([l2_normalize(np.asarray(embeddings[m], dtype=np.float64)[rows]) for m in shared])
-        coords = np.split(_tsne(points, seed), len(shared))
-        frames += [_points(schema.SHARED_MAP, m, rows, labels[rows], xy) for m, xy in zip(shared, coords)]
+        coords = np.split(_tsne(np.concatenate([points for _, _, points in shared]), seed), len(shared))
+        frames += [_points(schema.SHARED_MAP, space, rows, xy) for (space, rows, _), xy in zip(shared, coords)]
     return pd.concat(frames, ignore_index=True)
 
 
@@ -47,6 +66,6 @@ def _tsne(points: np.ndarray, seed: int) -> np.ndarray:
         return tsne.fit_transform(points)
 
 
-def _points(map_name: str, space: str, rows: np.ndarray, labels: np.ndarray, coords: np.ndarray) -> pd.DataFrame:
-    return pd.DataFrame({schema.MAP: map_name, schema.MODALITY: space, schema.EXAMPLE: rows, schema.LABEL: labels,
-                         schema.X: coords[:, 0], schema.Y: coords[:, 1]})
+def _points(map_name: str, space: str, rows: pd.DataFrame, coords: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame({schema.MAP: map_name, schema.MODALITY: space, schema.EXAMPLE: rows[schema.EXAMPLE].to_numpy(),
+                         schema.LABEL: rows[schema.LABEL].to_numpy(), schema.X: coords[:, 0], schema.Y: coords[:, 1]})

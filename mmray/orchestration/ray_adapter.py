@@ -3,8 +3,8 @@
 mmray uses Ray through its public API everywhere else. What it takes from Ray's internals (Ray 2.60, Train V2)
 is here, each for a measured reason (benchmarks/perf), each with a contract test in tests/test_ray_adapter.py
 that fails with a clear message on a Ray version where the name or its behaviour moved:
-- TrialTorchTrainer: a TorchTrainer whose controller runs in the trial's actor, without the callbacks that start
-  a process per trial (DatasetsCallback, PlacementGroupCleanerCallback);
+- TrialTorchTrainer: a TorchTrainer whose controller runs in the trial's actor, without the callback that starts
+  a process per trial (PlacementGroupCleanerCallback);
 - Train's controller and worker-group callback bases, and the worker group's placement group;
 - the GCS key-value store (internal_kv) and actor table;
 - Ray Data's cluster-wide stats actor and autoscaling coordinator, started ahead of the first trial;
@@ -39,7 +39,6 @@ def _private(module: str, name: str):
 
 
 TrainController = _private("ray.train.v2._internal.execution.controller", "TrainController")
-DatasetsCallback = _private("ray.train.v2._internal.callbacks", "DatasetsCallback")
 PlacementGroupCleanerCallback = _private("ray.train.v2._internal.callbacks.placement_group_callback",
                                          "PlacementGroupCleanerCallback")
 ControllerCallback = _private("ray.train.v2._internal.execution.callback", "ControllerCallback")
@@ -58,10 +57,9 @@ WORKER_POLL_SECONDS = 0.2
 
 
 class TrialTorchTrainer(TorchTrainer):
-    """A TorchTrainer that starts fewer processes per trial than Train's own (benchmarks/perf):
+    """A TorchTrainer (the trials of several workers) that starts fewer processes per trial than Train's own
+    (benchmarks/perf):
     - its controller runs in the trial's actor, not in an actor of its own;
-    - given no datasets (one worker reads its own split), no DatasetsCallback, which starts a DatasetManager
-      actor in every run even with nothing to hand out;
     - PlacementGroupRecorder instead of PlacementGroupCleanerCallback, whose per-trial cleaner actor polls the
       dashboard's State API (mmray.orchestration.placement). The recorder goes first: Train runs the callbacks
       in order after a worker group starts, and a controller dying in a later one (the backend's process-group
@@ -79,8 +77,8 @@ class TrialTorchTrainer(TorchTrainer):
         return controller.get_result()
 
     def _create_default_callbacks(self):
-        left_out = (PlacementGroupCleanerCallback,) + (() if self.datasets else (DatasetsCallback,))
-        kept = [callback for callback in super()._create_default_callbacks() if not isinstance(callback, left_out)]
+        kept = [callback for callback in super()._create_default_callbacks()
+                if not isinstance(callback, PlacementGroupCleanerCallback)]
         return [PlacementGroupRecorder()] + kept
 
 
@@ -174,8 +172,12 @@ ONE_MACHINE_RAY_ENV = {
 def sweep_env(verbose: bool) -> dict[str, str]:
     """What a sweep's driver sets, a value the user has set winning: Tune's state saved every second (default:
     every 10 s or more), so a trial that finished just before the driver was killed is known as finished on
-    --resume and never re-run; no progress bars or boxed tables unless verbose (mmray prints a line per trial)."""
-    env = {"TUNE_GLOBAL_CHECKPOINT_S": "1", "RAY_DATA_DISABLE_PROGRESS_BARS": "0" if verbose else "1"}
+    --resume and never re-run; no progress bars or boxed tables unless verbose (mmray prints a line per trial);
+    no warning that Tune snapshots its state at each checkpoint."""
+    env = {"TUNE_GLOBAL_CHECKPOINT_S": "1", "RAY_DATA_DISABLE_PROGRESS_BARS": "0" if verbose else "1",
+           # Tune snapshots its state whenever a trial keeps its one checkpoint (so a resumed sweep never points
+           # at a deleted one) and warns of it every few seconds when epochs are short: wanted, not a problem
+           "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0"}
     if not verbose:
         env["RAY_AIR_NEW_OUTPUT"] = "0"
     return env

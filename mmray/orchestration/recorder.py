@@ -24,8 +24,8 @@ from mmray.storage import Location
 
 RUNNING_DIR = "running"
 # What a worker reports with each epoch beside its metrics.
-WORKER_COLUMNS = (schema.EPOCH_SECONDS, schema.EPOCH_TRAIN_SECONDS, schema.FIRST_BATCH_SECONDS,
-                  schema.RESUMED_FROM_EPOCH)
+WORKER_COLUMNS = (schema.EPOCH_SECONDS, schema.EPOCH_TRAIN_SECONDS, schema.DATA_WAIT_SECONDS,
+                  schema.FIRST_BATCH_SECONDS, schema.RESUMED_FROM_EPOCH)
 
 
 def _metrics(result: dict) -> dict:

@@ -43,7 +43,7 @@ from mmray.orchestration.ray_adapter import (
     sweep_env,
 )
 from mmray.orchestration.recorder import ResultsRecorder
-from mmray.orchestration.trial import run_trial
+from mmray.orchestration.trial import run_trial, trains_in_trial_actor
 from mmray.results import schema
 from mmray.results.best import top_configs
 from mmray.storage import Location
@@ -81,6 +81,8 @@ def ensure_ray(address: str | None = None, verbose: bool = False) -> None:
 
 
 def trial_resources(spec: SweepSpec) -> tune.PlacementGroupFactory:
+    if trains_in_trial_actor(spec.resources):  # the actor is the trial's one worker
+        return tune.PlacementGroupFactory([{"CPU": spec.resources.cpus_per_worker}])
     if ray.cluster_resources().get(TRIAL_DRIVER, 0) > 0:
         share = min(1.0, spec.resources.workers_per_trial * spec.resources.cpus_per_worker)
         return tune.PlacementGroupFactory([{"CPU": 0, TRIAL_DRIVER: share}])
@@ -262,10 +264,19 @@ def _repeat_tuner(spec: SweepSpec, trainable, config: dict, seeds: list[int], na
     return tune.Tuner(
         trainable, param_space=space,
         tune_config=tune.TuneConfig(metric=spec.search.metric, mode=spec.search.mode,
-                                    max_concurrent_trials=concurrency),
-        run_config=tune.RunConfig(name=name, storage_path=str(storage.join(results_dir, "tune")),
-                                  callbacks=callbacks, verbose=0),
+                                    max_concurrent_trials=concurrency, reuse_actors=True),
+        run_config=_run_config(spec, name, results_dir, callbacks, config["max_worker_failures"]),
     )
+
+
+def _run_config(spec: SweepSpec, name: str, results_dir: Location, callbacks: list, max_failures: int,
+                stop=None) -> tune.RunConfig:
+    """A run's Tune settings. Trials that train in their Tune actor (mmray.orchestration.trial) restart from their
+    last checkpoint when that actor dies, as a TorchTrainer restarts its worker group (which then does it)."""
+    in_actor = trains_in_trial_actor(spec.resources)
+    return tune.RunConfig(name=name, storage_path=str(storage.join(results_dir, "tune")), callbacks=callbacks,
+                          verbose=0, stop=stop, checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                          failure_config=tune.FailureConfig(max_failures=max_failures if in_actor else 0))
 
 
 def search_algorithm(search: SearchConfig, seed: int, concurrency: int, searched: bool = True,
@@ -323,10 +334,11 @@ def _tuner(spec: SweepSpec, trainable, space: dict, name: str, results_dir: Loca
                                     scheduler=scheduler,
                                     # a grid's variants are its trials: one sample of it runs each once
                                     num_samples=1 if spec.search.algorithm == "grid" else spec.search.num_samples,
-                                    max_concurrent_trials=concurrency),
-        run_config=tune.RunConfig(name=name, storage_path=str(storage.join(results_dir, "tune")),
-                                  callbacks=callbacks, verbose=0,
-                                  stop=None if spec.search.max_epochs is None else EpochBudget(spec.search.max_epochs)),
+                                    max_concurrent_trials=concurrency,
+                                    # a trial's actor runs the next trial: imports and start-up paid once
+                                    reuse_actors=True),
+        run_config=_run_config(spec, name, results_dir, callbacks, space["max_worker_failures"],
+                               stop=None if spec.search.max_epochs is None else EpochBudget(spec.search.max_epochs)),
     )
 
 

@@ -1,7 +1,13 @@
-"""One trial = one (benchmark, method, config, seed): a Tune function trainable that fits one TorchTrainer.
+"""One trial = one (benchmark, method, config, seed): a Tune function trainable.
 
-Ray 2.60 runs Train V2, where Tune cannot tune a TorchTrainer directly; the trainer is built and fitted
-inside this function, which hands each epoch's report to Tune (and so to ASHA): mmray.orchestration.reporting.
+A trial of one CPU worker trains right here, in its Tune actor, which Tune reuses for the sweep's next trial
+(`reuse_actors`): the actor's Python, torch, Ray Data and scikit-learn are loaded once per concurrent slot, not
+once per trial, and a one-epoch trial costs a model build and its epoch (benchmarks/perf, short trials). Its
+training split still streams from the shards through Ray Data (mmray.orchestration.worker.TrialActorSession).
+
+A trial of several workers (or with GPUs, which Ray Train places and prepares the model for) fits a
+TorchTrainer here instead. Ray 2.60 runs Train V2, where Tune cannot tune a TorchTrainer directly; this
+function hands each of its epoch reports to Tune (and so to ASHA): mmray.orchestration.reporting.
 """
 
 from __future__ import annotations
@@ -12,12 +18,16 @@ from ray import tune
 from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
 
 from mmray import storage
-from mmray.config import TrialConfig
+from mmray.config import ResourcesConfig, TrialConfig
 from mmray.data import prepare
 from mmray.orchestration.ray_adapter import TrialTorchTrainer
 from mmray.orchestration.reporting import ReportForwarder, fit_reporting_to_tune, new_channel
 from mmray.orchestration.shard_source import read_dataset
-from mmray.orchestration.worker import train_loop_per_worker
+from mmray.orchestration.worker import TrialActorSession, train_loop_per_worker, train_trial
+
+
+def trains_in_trial_actor(resources: ResourcesConfig) -> bool:
+    return resources.workers_per_trial == 1 and resources.gpus_per_worker == 0
 
 
 def run_trial(config: dict) -> None:
@@ -28,13 +38,12 @@ def run_trial(config: dict) -> None:
                        log=lambda *_: None)
     trial = trial.model_copy(update={"trial_id": tune.get_context().get_trial_id(), "started_at": started_at,
                                      "data_dir": str(prepared.path)})
+    if trains_in_trial_actor(trial.resources):
+        train_trial(trial, TrialActorSession())
+        return
     resources = trial.resources
-    # Only the training split streams through Ray Data; rank 0 reads the small, fixed evaluation sets itself
-    # (mmray.engine.evaluation.load_eval_sets). Several workers split one stream, which Train hands out (a split
-    # coordinator); a single worker reads the split itself (mmray.orchestration.worker.training_stream).
-    datasets = {}
-    if resources.workers_per_trial > 1:
-        datasets["train"] = read_dataset(prepared, "train", trial.seed, readers=resources.workers_per_trial)
+    # Only the training split streams through Ray Data, split among the workers by Train; rank 0 reads the
+    # small, fixed evaluation sets itself (mmray.engine.evaluation.load_eval_sets).
     channel = new_channel()
     trainer = TrialTorchTrainer(
         train_loop_per_worker,
@@ -45,7 +54,7 @@ def run_trial(config: dict) -> None:
             resources_per_worker={"CPU": resources.cpus_per_worker, "GPU": resources.gpus_per_worker},
             placement_strategy=resources.placement_strategy,
         ),
-        datasets=datasets,
+        datasets={"train": read_dataset(prepared, "train", trial.seed, readers=resources.workers_per_trial)},
         run_config=RunConfig(
             name=trial.trial_id,
             storage_path=str(storage.join(trial.results_dir, "train")),

@@ -1,5 +1,6 @@
-"""The Ray Train worker loop: the engine's epoch loop fed by Ray Data shards, reporting and checkpointing once
-per epoch."""
+"""A trial's training: the engine's epoch loop fed by Ray Data shards, reporting and checkpointing once per
+epoch, in the trial's Tune actor (one CPU worker) or in each Ray Train worker of a TorchTrainer (several).
+The two differ only in their session: where the shard, the checkpoint and the reports go."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pandas as pd
 import ray.train
 import ray.train.torch
 import torch
+from ray import tune
 
 from mmray import storage
 from mmray.config import TrialConfig
@@ -51,7 +53,8 @@ def _maybe_crash(epoch: int, marker_dir: Path) -> None:
 
 
 def _worker_nodes(world_size: int) -> str:
-    """Comma-separated Ray node ids of all workers of this trial (recorded, so users see where it ran)."""
+    """Comma-separated Ray node ids of all processes that trained this trial (recorded, so users see where it
+    ran)."""
     node = ray.get_runtime_context().get_node_id()
     if world_size == 1:
         return node
@@ -60,18 +63,50 @@ def _worker_nodes(world_size: int) -> str:
     return ",".join(sorted(set(gathered)))
 
 
-def training_stream(prepared, seed: int, world_size: int):
-    """This worker's training stream. Several workers split the one dataset the trial gave its trainer;
-    a single worker reads the split itself, so its trial starts no DatasetManager actor for Train to hand
-    the dataset out through (mmray.orchestration.ray_adapter.TrialTorchTrainer; benchmarks/perf)."""
-    if world_size > 1:
+class TrainWorkerSession:
+    """A Ray Train worker of a TorchTrainer trial: its share of the trial's dataset, its model wrapped for
+    distributed data parallel (and moved to its GPU), Train's checkpoints and reports."""
+
+    def __init__(self):
+        context = ray.train.get_context()
+        self.rank, self.world_size = context.get_world_rank(), context.get_world_size()
+
+    def training_stream(self, prepared, seed: int):
         return ray.train.get_dataset_shard("train")
-    return read_dataset(prepared, "train", seed).iterator()
+
+    def train_model(self, module: torch.nn.Module) -> torch.nn.Module:
+        return ray.train.torch.prepare_model(module)
+
+    def checkpoint(self):
+        return ray.train.get_checkpoint()
+
+    def report(self, metrics: dict, folder: str | None) -> None:
+        ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(folder) if folder else None)
 
 
-def _restore(loop) -> list[dict]:
+class TrialActorSession:
+    """A one-worker trial training in its own Tune actor: it streams its split from the shards through Ray
+    Data itself and reports to Tune directly. Tune's reports are synchronous: training waits at each until
+    Tune's driver has taken it, so an epoch ASHA stops is the last one trained."""
+
+    rank, world_size = 0, 1
+
+    def training_stream(self, prepared, seed: int):
+        return read_dataset(prepared, "train", seed).iterator()
+
+    def train_model(self, module: torch.nn.Module) -> torch.nn.Module:
+        return module
+
+    def checkpoint(self):
+        return tune.get_checkpoint()
+
+    def report(self, metrics: dict, folder: str | None) -> None:
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder) if folder else None)
+
+
+def _restore(loop, session) -> list[dict]:
     """Load the last checkpoint of this trial's run, if any, into `loop`; returns every epoch's metrics so far."""
-    checkpoint = ray.train.get_checkpoint()
+    checkpoint = session.checkpoint()
     if checkpoint is None:
         return []
     with checkpoint.as_directory() as folder:
@@ -98,16 +133,20 @@ def _keep_if_best(trial: TrialConfig, module, epoch, reported: list[dict], manif
 
 
 def train_loop_per_worker(trial: TrialConfig) -> None:
+    """The TorchTrainer's training function."""
+    train_trial(trial, TrainWorkerSession())
+
+
+def train_trial(trial: TrialConfig, session: TrainWorkerSession | TrialActorSession) -> None:
     params = trial.train
     prepared = load_prepared(trial.data_dir)
     seed_everything(trial.seed)
     torch.set_num_threads(trial.torch_threads)
-    context = ray.train.get_context()
     # First, so that Ray Data starts streaming while the model is built and the evaluation sets are read.
-    feed = TrainFeed(training_stream(prepared, trial.seed, context.get_world_size()), prepared.modalities,
+    feed = TrainFeed(session.training_stream(prepared, trial.seed), prepared.modalities,
                      params.batch_size, window=params.shuffle_buffer,
                      cache_bytes=params.worker_cache_mib * 2**20,
-                     seed=trial.seed * 1000 + context.get_world_rank())
+                     seed=trial.seed * 1000 + session.rank)
     # Imported here, not at the top: the evaluation code brings scikit-learn and SciPy (about 1 s), which the
     # trial driver (it imports this module for train_loop_per_worker) never needs, and the worker can import
     # while its first training batch is on the way.
@@ -115,19 +154,19 @@ def train_loop_per_worker(trial: TrialConfig) -> None:
 
     module = build_method(trial.method, prepared.modalities, prepared.num_classes, trial.method_params,
                           allow_random_weights=trial.allow_random_weights)
-    rank0 = context.get_world_rank() == 0
-    loop = EpochLoop(module, params, prepared, evaluate=rank0, train_model=ray.train.torch.prepare_model(module),
-                     augment=trial.augment, augment_seed=trial.seed * 1000 + context.get_world_rank(),
-                     world_size=context.get_world_size())
-    reported = _restore(loop)  # every epoch's metrics so far, kept in the checkpoint
+    rank0 = session.rank == 0
+    loop = EpochLoop(module, params, prepared, evaluate=rank0, train_model=session.train_model(module),
+                     augment=trial.augment, augment_seed=trial.seed * 1000 + session.rank,
+                     world_size=session.world_size)
+    reported = _restore(loop, session)  # every epoch's metrics so far, kept in the checkpoint
     # Evidence of where this process's run began: 0 from scratch, k when restored from epoch k's checkpoint.
     resumed_from = {schema.RESUMED_FROM_EPOCH: loop.epochs_done}
-    nodes = _worker_nodes(context.get_world_size())
-    # Training runs ahead of Tune's driver, which takes reports at its own pace (mmray.orchestration.reporting):
-    # a driver killed part-way may have recorded fewer epochs than this checkpoint holds. Report them all
-    # again; the results recorder keeps the first report of each epoch.
+    nodes = _worker_nodes(session.world_size)
+    # A driver killed part-way may have recorded fewer epochs than this checkpoint holds (a Train worker runs
+    # ahead of Tune's driver, mmray.orchestration.reporting). Report them all again; the results recorder
+    # keeps the first report of each epoch.
     for metrics in reported:
-        ray.train.report(metrics)
+        session.report(metrics, None)
     startup: dict[str, float] = {}
     run_dir = Path(storage.join(trial.results_dir, "train", trial.trial_id))
 
@@ -145,8 +184,8 @@ def train_loop_per_worker(trial: TrialConfig) -> None:
             if epoch.number == params.epochs:
                 write_artifacts(trial.results_dir, trial.trial_id, epoch.evaluation.artifact_tables())
         with tempfile.TemporaryDirectory(prefix="mmray-ckpt-") as saved:
-            checkpoint = None
+            folder = None
             if rank0:
                 torch.save({**loop.state_dict(), "reported": reported}, Path(saved) / CHECKPOINT_FILE)
-                checkpoint = ray.train.Checkpoint.from_directory(saved)
-            ray.train.report(metrics, checkpoint=checkpoint)  # copies the checkpoint before returning
+                folder = saved
+            session.report(metrics, folder)  # copies the checkpoint before returning

@@ -49,6 +49,36 @@ def load_artifacts(results_dir: str | os.PathLike, trial_id: str) -> dict[str, p
             if storage.exists(path := artifact_path(results_dir, trial_id, name))}
 
 
+def draw_maps(results_dir: str | os.PathLike, trial_id: str) -> bool:
+    """Write a trial's t-SNE maps from the embedding sample it kept, unless it has them; False if it kept none.
+    A trial keeps only the sample: maps cost seconds of t-SNE, and the report shows those of a few trials."""
+    if storage.exists(artifact_path(results_dir, trial_id, schema.ARTIFACT_TSNE)):
+        return True
+    sample = artifact_path(results_dir, trial_id, schema.ARTIFACT_EMBEDDINGS)
+    if not storage.exists(sample):
+        return False
+    from mmray.eval.tsne import tsne_maps  # scikit-learn's t-SNE: only where maps are drawn
+
+    write_artifacts(results_dir, trial_id, {schema.ARTIFACT_TSNE: tsne_maps(storage.read_parquet(sample))})
+    return True
+
+
+def draw_maps_of_best_trials(results_dir: str | os.PathLike, trials: pd.DataFrame, metric: str, mode: str
+                             ) -> list[str]:
+    """The t-SNE maps of the best trial of each (benchmark, method) that kept an embedding sample: the trials
+    whose maps the report shows. Returns their trial ids."""
+    from mmray.results.best import ranked
+
+    drawn = []
+    best_first = ranked(trials, schema.BEST_PREFIX + metric, mode)
+    for _, group in best_first.groupby([schema.BENCHMARK, schema.METHOD], sort=True):
+        for trial_id in group[schema.TRIAL_ID]:
+            if draw_maps(results_dir, trial_id):
+                drawn.append(trial_id)
+                break
+    return drawn
+
+
 def rotation_table(matrices: dict[str, np.ndarray]) -> pd.DataFrame:
     """Square matrices by modality, one row per entry."""
     frames = []

@@ -30,6 +30,8 @@ FINISHED_AT = "finished_at"
 EPOCH = "epoch"
 EPOCH_SECONDS = "epoch_seconds"
 EPOCH_TRAIN_SECONDS = "epoch_train_seconds"  # the training pass of an epoch, without evaluation
+# seconds of the training pass spent waiting for the next batch (data not ready): ingest as training feels it
+DATA_WAIT_SECONDS = "data_wait_seconds"
 FIRST_BATCH_SECONDS = "first_batch_seconds"  # from the trial's start to its first training batch (start-up cost)
 # epochs.parquet: the epoch the worker process that ran this epoch started after: 0 = from scratch, k = restored
 # from the checkpoint of epoch k (a worker restarted after a crash, or a sweep resumed with --resume)
@@ -54,6 +56,9 @@ SPLITS = ("val", "test")
 # 2-D t-SNE of a seeded subset of 500 test examples: one map per embedding space, and one "shared" map of every
 # modality's embeddings together where they have one size (does an image lie near its class's audio?)
 ARTIFACT_TSNE = "tsne"
+# what the maps are made from: every trial that ends keeps that subset's embeddings (cheap); the maps (seconds of
+# t-SNE each) are drawn for the trials the report shows: mmray.results.artifacts.draw_maps_of_best_trials
+ARTIFACT_EMBEDDINGS = "embeddings"
 ARTIFACT_ROTATIONS = "rotations"  # a method's per-modality rotation matrices (pavlov), long format
 # a few test examples per class of each translation (source, target): the target modality's input beside what the
 # method decoded from the source alone (source == target: same-modal reconstruction); audio also as WAV files
@@ -71,6 +76,8 @@ MAP = "map"  # tsne: the map a point lies in: its space (= MODALITY), or SHARED_
 SHARED_MAP = "shared"
 EXAMPLE = "example"  # row of the test split
 LABEL = "label"  # class index
+IN_SHARED_MAP = "in_shared_map"  # embeddings: this space also goes into the shared map
+VECTOR = "vector"  # embeddings: the example's embedding in that space (float32 list)
 X, Y = "x", "y"  # t-SNE coordinates (each space is its own map: compare shapes, not positions, across maps)
 ROW, COL, VALUE = "row", "col", "value"  # matrix entry
 SOURCE, TARGET = "source", "target"  # a translation: modality `target` decoded from modality `source` alone
@@ -94,6 +101,7 @@ MATCHED = "matched"  # the b cluster that Hungarian matching pairs with cluster_
 CONVERGENT = "convergent"  # the example's b cluster is the one matched with its a cluster
 ARTIFACT_COLUMNS = {
     ARTIFACT_TSNE: (MAP, MODALITY, EXAMPLE, LABEL, X, Y),
+    ARTIFACT_EMBEDDINGS: (MODALITY, EXAMPLE, LABEL, IN_SHARED_MAP, VECTOR),
     ARTIFACT_ROTATIONS: (MODALITY, ROW, COL, VALUE),
     ARTIFACT_RECONSTRUCTIONS: (SOURCE, TARGET, KIND, EXAMPLE, LABEL, SOURCE_TEXT, SHAPE, ORIGINAL, RECONSTRUCTION,
                                ORIGINAL_WAV, RECONSTRUCTION_WAV),
