@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 import yaml
 from hf_fixtures import word_tokenizer, write_mirror
 from test_bad_input import make_avmnist
@@ -91,12 +90,8 @@ def cache(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # tiny models on a shared machine: a second thread only waits
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+def one_thread(one_torch_thread):  # tiny models on a shared machine: a second thread only waits
     yield
-    torch.set_num_threads(threads)
 
 
 def preset_trial(name: str, mirror: Path, cache: Path, tokenizer: Path):

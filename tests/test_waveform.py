@@ -27,12 +27,8 @@ def quiet(*_args, **_kwargs):
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # small models on a shared machine: a second thread only waits
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+def one_thread(one_torch_thread):  # tiny models on a shared machine: a second thread only waits
     yield
-    torch.set_num_threads(threads)
 
 
 def test_fixed_length_centres_a_recording_by_cropping_or_padding_evenly():

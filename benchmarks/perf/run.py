@@ -211,6 +211,10 @@ def _overhead_rows(o: dict, label: str = "") -> list[str]:
             + " | 0 (in memory) | - | <= 10 %; <= 2 % | " + ("yes" if o["wait_met"] else "no") + " |"]
 
 
+def seconds(values: list[float]) -> str:
+    return ", ".join(f"{x:.1f}" for x in values)
+
+
 def _either_side(values: list[float]) -> list[float]:
     """The mean of each neighbouring pair: the plain-loop baseline of the trial run between them."""
     return [(a + b) / 2 for a, b in zip(values, values[1:])]
@@ -341,7 +345,6 @@ def write(results: dict, out_dir: Path) -> None:
         lines.append(augment_lines(s["augment"])[0])
     if "overhead" in s:
         o = s["overhead"]
-        seconds = lambda values: ", ".join(f"{x:.1f}" for x in values)  # noqa: E731
         lines += ["", f"Per-trial time: plain loop and trial alternated ({o['rounds']} trial(s) between "
                   f"{o['rounds'] + 1} plain runs), each trial set against the mean of the plain runs either side; "
                   f"the figure is the median. Plain runs {seconds(o['plain_fit_seconds_each'])} s; trials "
@@ -362,7 +365,6 @@ def write(results: dict, out_dir: Path) -> None:
                      f"{seconds(o[BEFORE]['first_batch_seconds_each'])} s." if BEFORE in o else "")]
     if "short" in s:
         t = s["short"]
-        seconds = lambda values: ", ".join(f"{x:.1f}" for x in values)  # noqa: E731
         lines += ["", f"Short trials: plain loop and sweep alternated ({t['rounds']} sweep(s) between "
                   f"{t['rounds'] + 1} plain loops, each sweep against the mean of the loops either side; median). "
                   f"Plain loops {seconds(t['plain_seconds_each'])} s; sweeps {seconds(t['sweep_seconds_each'])} s "
