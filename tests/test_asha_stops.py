@@ -94,3 +94,12 @@ def test_bad_configurations_are_stopped_at_the_first_rung(asha_sweep):
         ran = epochs.loc[epochs[schema.TRIAL_ID] == trial_id, schema.EPOCH]
         assert sorted(ran) == list(range(1, EPOCHS + 1))
     assert (finished[schema.EPOCHS_RUN] == EPOCHS).all()
+
+
+def test_the_trial_after_a_stopped_one_runs_in_the_same_reused_actor(asha_sweep):
+    """ASHA's stop ends the stopped trial's training inside its report, so Tune hands its actor the next trial:
+    three trials, one stopped in the middle, ran in one trial actor."""
+    from mmray.orchestration.ray_adapter import actor_classes
+
+    assert (asha_sweep.trials[schema.STATUS] == schema.STATUS_STOPPED).sum() >= 1
+    assert len(asha_sweep.trials) == 3 and actor_classes()["ImplicitFunc"] == 1
