@@ -101,13 +101,11 @@ class EpochLoop:
 
 def _waiting_timed(batches: Iterable[Batch], waited: list[float]) -> Iterator[Batch]:
     """Pass `batches` through, adding to waited[0] the seconds spent waiting for each one."""
-    iterator = iter(batches)
+    iterator, end = iter(batches), object()
     while True:
         asked = time.perf_counter()
-        try:
-            batch = next(iterator)
-        except StopIteration:
-            waited[0] += time.perf_counter() - asked
-            return
+        batch = next(iterator, end)
         waited[0] += time.perf_counter() - asked
+        if batch is end:
+            return
         yield batch
