@@ -13,6 +13,8 @@ that the draw order gives that (search.seed below was chosen so) before assertin
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 from test_sweep_ray import ray_session  # noqa: F401 - the module-scoped local Ray fixture
@@ -98,8 +100,13 @@ def test_bad_configurations_are_stopped_at_the_first_rung(asha_sweep):
 
 def test_the_trial_after_a_stopped_one_runs_in_the_same_reused_actor(asha_sweep):
     """ASHA's stop ends the stopped trial's training inside its report, so Tune hands its actor the next trial:
-    three trials, one stopped in the middle, ran in one trial actor."""
+    three trials, one stopped in the middle, ran in one process (Tune's own result.json records each report's
+    pid)."""
+    import json
+
     from mmray.orchestration.ray_adapter import actor_classes
 
     assert (asha_sweep.trials[schema.STATUS] == schema.STATUS_STOPPED).sum() >= 1
-    assert len(asha_sweep.trials) == 3 and actor_classes()["ImplicitFunc"] == 1
+    reports = sorted(Path(asha_sweep.path).glob("tune/*/*/result.json"))
+    pids = {json.loads(line)["pid"] for path in reports for line in path.read_text().splitlines() if line}
+    assert len(reports) == 3 and len(pids) == 1, (len(reports), pids, actor_classes())

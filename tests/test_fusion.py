@@ -71,8 +71,11 @@ def test_text_encoder_ignores_padding():
 
 
 def test_unknown_modality_shape_is_refused():
-    with pytest.raises(ValueError, match="no encoder for modality 'x'"):
-        build_encoder(ModalitySpec("x", "audio", (40, 40)), 8, 8)
+    """A 2-D audio shape is a waveform (channels, samples); one shorter than a token's 160 samples is not."""
+    assert build_encoder(ModalitySpec("x", "audio", (1, 8000)), 8, 8)(torch.zeros(2, 1, 8000)).shape == (2, 8)
+    for shape in [(40, 40), (1, 40, 40, 1)]:
+        with pytest.raises(ValueError, match="no encoder for modality 'x'"):
+            build_encoder(ModalitySpec("x", "audio", shape), 8, 8)
 
 
 def test_heads_must_divide_the_width():

@@ -27,9 +27,9 @@ Note = Callable[[str], None]  # told each conversion applied to one raw input, o
 class ModalitySpec:
     """One modality of a paired example. `shape` excludes the batch axis.
 
-    images (C, H, W), audio log-mels (1, mels, frames), text (max_length,) int64 token ids;
-    a text modality also names its `vocab_size`, the `tokenizer` that made it and the id that pads it
-    (tokenizers disagree: BART pads with 1).
+    images (C, H, W), audio log-mels (1, mels, frames) or a waveform (1, samples), text (max_length,) int64
+    token ids; a text modality also names its `vocab_size`, the `tokenizer` that made it and the id that pads
+    it (tokenizers disagree: BART pads with 1).
     """
 
     name: str

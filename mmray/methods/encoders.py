@@ -126,6 +126,7 @@ class LSTMEncoder(TokenEncoder):
 
 
 WAVEFORM_STRIDES = (5, 4, 2, 2, 2)  # CPC's raw-audio encoder: one latent per 160 samples (20 ms at 8 kHz)
+WAVEFORM_HOP = math.prod(WAVEFORM_STRIDES)
 
 
 def waveform_convs(channels: int, out_dim: int, width: int) -> nn.Sequential:
@@ -225,7 +226,7 @@ def build_encoder(spec: ModalitySpec, out_dim: int, width: int) -> TokenEncoder:
     images, an LSTM for text."""
     if spec.kind == "text":
         return LSTMEncoder(spec.vocab_size, spec.pad_id, out_dim, width)
-    if spec.kind == "audio" and len(spec.shape) == 2:
+    if spec.kind == "audio" and len(spec.shape) == 2 and spec.shape[1] >= WAVEFORM_HOP:
         return WaveformEncoder(spec.shape, out_dim, width)
     if spec.kind in ("image", "audio") and len(spec.shape) == 3:
         if spec.kind == "image" and max(spec.shape[1:]) > SMALL_IMAGE_SIDE:
