@@ -19,3 +19,7 @@ class StorageError(MmrayError):
 
 class MissingWeightsError(MmrayError):
     """Pretrained weights a configuration names are not on this machine (or cannot read its inputs)."""
+
+
+class NoResultsError(MmrayError, FileNotFoundError):
+    """A folder that holds no finished trial's results (not a sweep's, or one whose first trial has not ended)."""

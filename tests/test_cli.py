@@ -88,3 +88,16 @@ def test_list_shows_methods_benchmarks_and_their_parameters(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
     assert "pavlov: latent_dim=64" in out and "avmnist:" in out and "synthetic-av:" in out
+
+
+@pytest.mark.parametrize("command", [["report"], ["best"], ["export", "--out", "model"]])
+def test_a_folder_without_finished_trials_is_one_line(command, tmp_path, capsys):
+    """No results at all, and a sweep's folder whose first trial has not ended (only sweep.yaml written yet):
+    each one line that says which, exit code 2."""
+    started = tmp_path / "started"
+    started.mkdir()
+    (started / "sweep.yaml").write_text("name: started\n")
+    for folder, expected in [(tmp_path, "is not a sweep's results folder"), (started, "holds no finished trial yet")]:
+        assert main([*command, str(folder)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("mmray: error: ") and expected in err and err.count("\n") == 1, err

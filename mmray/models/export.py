@@ -10,7 +10,8 @@ import pandas as pd
 from mmray import storage
 from mmray.errors import MmrayError
 from mmray.models.format import CARD, INFO, PROBES, WEIGHTS, read_model
-from mmray.models.load import model_folder, read_results
+from mmray.models.load import model_folder
+from mmray.results import load as load_results
 from mmray.results import schema
 from mmray.results.best import best_trials
 from mmray.results.summary import config_labels
@@ -21,7 +22,7 @@ def best_models(results_dir: str | os.PathLike) -> tuple[pd.DataFrame, str, str]
     """The best trial of each benchmark x method by the sweep's metric (its best epoch): the metric's value,
     the epoch, the configuration that varied, and where its model is. Returns (table, metric, mode)."""
     results_dir = storage.location(results_dir)
-    results = read_results(results_dir)
+    results = load_results(results_dir)
     search = results.spec.get("search", {})
     metric, mode = search["metric"], search["mode"]
     trials = results.trials

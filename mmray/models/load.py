@@ -130,24 +130,15 @@ def load_model(path: str | os.PathLike, trial: str | None = None) -> TrainedMode
     return TrainedModel(folder, files.info, files.state, files.probes)
 
 
-def read_results(results_dir):
-    """A sweep's results tables; a folder without them is one MmrayError naming it (not a FileNotFoundError,
-    which the command line would show as a traceback)."""
-    from mmray.results import load as load_results
-
-    try:
-        return load_results(results_dir)
-    except FileNotFoundError as error:
-        raise MmrayError(f"{results_dir} is not a sweep's results folder ({error})") from None
-
-
 def model_folder(results_dir: str | os.PathLike, trial: str = "best"):
     """Where a sweep keeps the model of `trial` ('best': the best trial by the sweep's metric, among all
     its trials; a trial id)."""
     from mmray.results.best import best_trials
 
     results_dir = storage.location(results_dir)
-    results = read_results(results_dir)
+    from mmray.results import load as load_results
+
+    results = load_results(results_dir)
     trials = results.trials
     if schema.BEST_CHECKPOINT not in trials:
         raise MmrayError(f"{results_dir} was written before mmray kept each trial's best checkpoint (no "

@@ -334,7 +334,9 @@ def _tuner(spec: SweepSpec, trainable, space: dict, name: str, results_dir: Loca
                                     scheduler=scheduler,
                                     # a grid's variants are its trials: one sample of it runs each once
                                     num_samples=1 if spec.search.algorithm == "grid" else spec.search.num_samples,
-                                    max_concurrent_trials=concurrency,
+                                    # a generator limits itself (search_algorithm); Tune warns when told to
+                                    max_concurrent_trials=None if isinstance(search_alg, BasicVariantGenerator)
+                                    else concurrency,
                                     # a trial's actor runs the next trial: imports and start-up paid once
                                     reuse_actors=True),
         run_config=_run_config(spec, name, results_dir, callbacks, space["max_worker_failures"],

@@ -9,6 +9,7 @@ from functools import cached_property
 import pandas as pd
 
 from mmray import storage
+from mmray.errors import NoResultsError
 from mmray.results import schema
 from mmray.storage import Location
 
@@ -94,7 +95,11 @@ def load(path: str | os.PathLike) -> Results:
     path = storage.location(path)
     trials_path = storage.join(path, schema.TRIALS_FILE)
     if not storage.exists(trials_path):
-        raise FileNotFoundError(f"{trials_path} does not exist; run `mmray sweep` first or check the path")
+        if storage.exists(storage.join(path, schema.SPEC_FILE)):
+            raise NoResultsError(f"{path} holds no finished trial yet: its sweep is running, or stopped before "
+                                 "its first trial ended (`mmray sweep SPEC --resume` goes on from there)")
+        raise NoResultsError(f"{path} is not a sweep's results folder (no {schema.TRIALS_FILE}): run "
+                             "`mmray sweep` first or check the path")
     trials = typed(storage.read_parquet(trials_path))
     epochs_path = storage.join(path, schema.EPOCHS_FILE)
     epochs = typed(storage.read_parquet(epochs_path)) if storage.exists(epochs_path) else pd.DataFrame()
