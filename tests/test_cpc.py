@@ -17,6 +17,7 @@ from mmray.data.spec import ModalitySpec
 from mmray.engine.batching import tensor_batches
 from mmray.engine.training import build_method, embed_all, seed_everything, train_epoch
 from mmray.eval.probes import fit_probe, probe_accuracy
+from mmray.methods.base import second_view
 from mmray.methods.cpc import CPC, LatentQueue
 from mmray.methods.losses import cpc_info_nce, perturbed_negatives, time_shifted_negatives
 from mmray.results import schema
@@ -188,6 +189,30 @@ def test_a_modality_subset_never_reads_the_other_modality():
     with pytest.raises(ValueError, match=r"cpc: modalities \['tone'\] must name some of the benchmark's "
                                          r"modalities \['image', 'audio'\]"):
         build_method("cpc", (IMAGE, AUDIO), 2, {**params, "modalities": ["tone"]})
+
+
+def test_two_views_add_an_instance_term_that_training_lowers_through_both_views():
+    """augment.views: 2: InfoNCE between the mean contexts of an example's two views, against the batch's other
+    examples. A random network's contexts barely tell examples apart (the term sits at log(batch)); a few
+    steps on the term teach it to, and the second view's path gets a gradient."""
+    params = {"z_dim": 4, "c_dim": 8, "encoder_width": 4, "patch_size": 4, "modalities": ["image"], "w_cpc": 0.0}
+    seed_everything(0)
+    model = build_method("cpc", (IMAGE, AUDIO), 2, params)
+    assert model.wants_two_views
+    images = torch.rand(8, *IMAGE.shape)
+    assert "views" not in model({"image": images})
+    noisy = images + 0.05 * torch.randn_like(images)
+    first = model({"image": images, second_view("image"): noisy})
+    assert abs(float(first["views"]) - math.log(8)) < 0.1
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(40):
+        optimizer.zero_grad()
+        model({"image": images, second_view("image"): noisy})["loss"].backward()
+        optimizer.step()
+    assert float(model({"image": images, second_view("image"): noisy})["views"]) < 0.5 * math.log(8)
+    view = noisy.clone().requires_grad_()
+    model({"image": images, second_view("image"): view})["loss"].backward()
+    assert view.grad.abs().sum() > 0
 
 
 def test_image_sequence_is_one_latent_per_patch_and_embeddings_survive_a_missing_modality():

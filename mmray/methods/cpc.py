@@ -14,7 +14,9 @@ of the other sequences in the batch (`inbatch`), plus, as `negatives` combines t
     synthetic        two hard negatives per prediction: the positive with Gaussian noise (`noise_scale`,
                      detached) and a latent of the same sequence at another time,
     crossmodal       the other modality's latents of the batch (when it is present).
-With two modalities, InfoNCE between the mean contexts of a pair aligns them (weight `w_align`).
+With two modalities, InfoNCE between the mean contexts of a pair aligns them (weight `w_align`). With
+`augment.views: 2`, InfoNCE between the mean contexts of each example's two augmented views, against the batch's
+other examples (weight `w_views`), as SimCLR does.
 The embedding of a modality is its mean context; 'fused' is the mean of the normalised ones present.
 `modalities` trains on a subset of the benchmark's modalities (CIFAR-2's images without the tone that names
 their class): the others are never read. Defaults follow the seed where it is specific (a context of 256).
@@ -32,7 +34,7 @@ from pydantic import Field
 from torch import nn
 
 from mmray.data.spec import ModalitySpec
-from mmray.methods.base import Batch, Method, MethodParams
+from mmray.methods.base import Batch, Method, MethodParams, second_view
 from mmray.methods.encoders import WaveformEncoder
 from mmray.methods.losses import cpc_info_nce, info_nce, perturbed_negatives, time_shifted_negatives
 
@@ -57,6 +59,8 @@ class CPCParams(MethodParams):
     w_cpc: float = Field(1.0, ge=0)
     w_align: float = Field(1.0, ge=0)
     align_temperature: float = Field(0.5, gt=0)  # high: pairs share only a label (see pavlov)
+    w_views: float = Field(1.0, ge=0, description="InfoNCE between two augmented views of each example "
+                                                  "(with augment.views: 2)")
 
 
 class LatentQueue(nn.Module):
@@ -149,6 +153,7 @@ class CPC(Method):
     Params = CPCParams
     min_modalities = 1
     kinds = ("image", "audio")  # sequence encoders over audio frames and image patches
+    wants_two_views = True
 
     @classmethod
     def modalities_used(cls, params: CPCParams, modalities: tuple[ModalitySpec, ...]) -> tuple[ModalitySpec, ...]:
@@ -245,6 +250,12 @@ class CPC(Method):
                                  for a, b in itertools.combinations(names, 2)]).mean()
             total = total + p.w_align * align
             out["align"] = align
+        viewed = [m for m in names if second_view(m) in batch]
+        if viewed:
+            out["views"] = torch.stack([
+                info_nce(seq[m][1].mean(1), self.sequences(m, batch[second_view(m)])[1].mean(1), p.temperature)
+                for m in viewed]).mean()
+            total = total + p.w_views * out["views"]
         out["loss"] = total
         return out
 
