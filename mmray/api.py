@@ -16,7 +16,6 @@ from mmray.errors import DataError, MmrayError
 from mmray.report import build_report
 from mmray.results import load as load_results
 from mmray.results import schema
-from mmray.results.artifacts import draw_maps_of_best_trials
 from mmray.results.summary import CONFIDENCE, score_column, terminal_leaderboard
 from mmray.storage import Location
 
@@ -48,9 +47,6 @@ def run_sweep(
                      overwrite=overwrite, address=address, verbose=verbose, log=log)
     results = load_results(out)
     _require_a_scored_trial(results.trials, spec.search.metric, out)
-    drawn = draw_maps_of_best_trials(out, results.trials, spec.search.metric, spec.search.mode)
-    if drawn:
-        log(f"[mmray] t-SNE maps of the best trial of each benchmark and method: {', '.join(drawn)}")
     direction = "higher" if spec.search.mode == "max" else "lower"
     log(f"\n[mmray] leaderboard ({spec.search.metric}, {direction} is better; mean ± {CONFIDENCE:.0%} confidence "
         "interval over seeds, as in the report)\n"

@@ -13,6 +13,7 @@ import time
 from mmray import storage
 from mmray.report import artifacts, compute, curves, leaderboards, media, search
 from mmray.report.common import ReportContext, head_scripts
+from mmray.results.artifacts import draw_maps_of_best_trials
 from mmray.results.io import load
 from mmray.storage import Location
 
@@ -64,8 +65,12 @@ def render(context: ReportContext) -> str:
 
 def build_report(path: str | os.PathLike, out: str | os.PathLike | None = None) -> Location:
     """Write the sweep's report.html from its results tables and return where it lies: beside the tables
-    (in the bucket for remote results) unless `out` names another file or URI."""
+    (in the bucket for remote results) unless `out` names another file or URI. Draws the t-SNE maps it shows
+    (the best trial of each benchmark and method) where they are not drawn yet."""
     results = load(path)
+    by = results.spec.get("search", {})
+    if by.get("metric") and by.get("mode"):  # the maps the report shows, unless drawn before
+        draw_maps_of_best_trials(results.path, results.trials, by["metric"], by["mode"])
     out = storage.location(out) if out else storage.join(results.path, REPORT_FILE)
     storage.write_text(out, render(ReportContext.from_results(results)))
     return out
