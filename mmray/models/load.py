@@ -133,11 +133,10 @@ def load_model(path: str | os.PathLike, trial: str | None = None) -> TrainedMode
 def model_folder(results_dir: str | os.PathLike, trial: str = "best"):
     """Where a sweep keeps the model of `trial` ('best': the best trial by the sweep's metric, among all
     its trials; a trial id)."""
+    from mmray.results import load as load_results
     from mmray.results.best import best_trials
 
     results_dir = storage.location(results_dir)
-    from mmray.results import load as load_results
-
     results = load_results(results_dir)
     trials = results.trials
     if schema.BEST_CHECKPOINT not in trials:
