@@ -296,6 +296,32 @@ search: {{num_samples: 1}}
     assert (tmp_path / "results" / schema.TRIALS_FILE).exists()  # the failed trial is recorded all the same
 
 
+def test_the_trial_an_epoch_budget_stops_is_recorded_with_its_epochs(tmp_path, ray_session):
+    """search.max_epochs 3 over 2-epoch trials run one at a time: the first completes, the second is stopped
+    by the budget after its first epoch; both are in the tables, nothing is left running."""
+    spec = _spec(tmp_path, f"""
+name: budget
+benchmarks:
+  - name: synthetic-av
+    params: {TINY_SYNTHETIC}
+methods: [pavlov]
+train: {{epochs: 2, batch_size: 64, probe_examples: 200}}
+method_params: {{pavlov: {{encoder_width: 8, hidden_dim: 32, latent_dim: 16}}}}
+search_space:
+  train.lr: {{loguniform: [1.0e-3, 3.0e-3]}}
+search: {{num_samples: 10, max_epochs: 3}}
+scheduler: {{type: none}}
+resources: {{max_concurrent_trials: 1}}
+""")
+    out = api.run_sweep(spec, cache_dir=tmp_path / "cache", results_dir=tmp_path / "results", report=False,
+                        log=lambda *_: None)
+    results = api.load_results(out)
+    trials = results.trials.sort_values(schema.TRIAL_ID)
+    assert list(trials[schema.STATUS]) == [schema.STATUS_COMPLETED, schema.STATUS_STOPPED]
+    assert list(trials[schema.EPOCHS_RUN]) == [2, 1] and len(results.epochs) == 3
+    assert not (out / "running").exists()
+
+
 def test_pavlov_learns_real_avmnist_subset(mirror, tmp_path, ray_session):
     spec = _spec(tmp_path, """
 name: avmnist-small

@@ -34,9 +34,13 @@ def _metrics(result: dict) -> dict:
 
 
 class ResultsRecorder(Callback):
-    def __init__(self, results_dir: Location, sweep: str, metric: str, mode: str, log=print):
+    def __init__(self, results_dir: Location, sweep: str, metric: str, mode: str, log=print,
+                 max_epochs: int | None = None):
         self.results_dir = storage.location(results_dir)
         self.sweep, self.metric, self.mode, self.log = sweep, metric, mode, log
+        # search.max_epochs: once spent, Tune stops the trials still running without telling the callbacks
+        # that they ended (on_experiment_end is all they hear)
+        self.max_epochs = max_epochs
         self._segment_start: dict[str, tuple[float, float]] = {}  # trial -> (time.time(), elapsed before it)
         self._epoch_rows: dict[str, list[dict]] = {}
         self._facts: dict[str, dict[str, str]] = {}  # trial -> schema.TRIAL_FACTS it reported
@@ -98,6 +102,17 @@ class ResultsRecorder(Callback):
 
     def on_trial_error(self, iteration, trials, trial, **info):
         self._finish(trial, error=_error_text(trial))
+
+    def on_experiment_end(self, trials, **info):
+        """The search's epoch budget spent (each trial's last reported epoch, summed, as EpochBudget counts):
+        the trials it stopped are stopped trials, with the epochs they ran. A driver interrupted before that
+        leaves them running, for --resume to go on with."""
+        spent = sum(int(trial.last_result.get(schema.EPOCH, 0)) for trial in trials)
+        if self.max_epochs is None or spent < self.max_epochs:
+            return
+        for trial in trials:
+            if trial.status == trial.TERMINATED and self._rows(trial.trial_id):
+                self._finish(trial, error=None)
 
     def _finish(self, trial, error: str | None) -> None:
         trial_id = trial.trial_id

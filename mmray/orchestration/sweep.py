@@ -155,7 +155,8 @@ def run_sweep(spec: SweepSpec, *, mirror=None, cache_dir=None, results_dir=None,
 
 
 def _run_tune(spec: SweepSpec, results_dir: Location, resume: bool, mirror, cache_dir, verbose: bool, log) -> None:
-    callbacks = [ResultsRecorder(results_dir, spec.name, spec.search.metric, spec.search.mode, log=log),
+    callbacks = [ResultsRecorder(results_dir, spec.name, spec.search.metric, spec.search.mode, log=log,
+                                 max_epochs=spec.search.max_epochs),
                  PlacementGroupReaper()]
     if spec.wandb.enabled:
         callbacks.append(tracking.trial_callback(spec, results_dir))
