@@ -76,18 +76,6 @@ def test_gcs_key_value_store_round_trip(ray_instance):
 
 
 @pytest.mark.ray
-def test_workers_of_a_local_instance_run_at_the_drivers_priority(ray_instance):
-    """Ray's default would start them at nice 15 (ONE_MACHINE_RAY_ENV says why not here)."""
-    import ray
-
-    @ray.remote(num_cpus=0)
-    def niceness() -> int:
-        return os.nice(0)
-
-    assert ray.get(niceness.remote()) == os.nice(0)
-
-
-@pytest.mark.ray
 def test_actor_table_tells_alive_from_dead(ray_instance):
     import ray
 

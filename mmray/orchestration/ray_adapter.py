@@ -166,10 +166,6 @@ ONE_MACHINE_RAY_ENV = {
     # either variable to 1 to have them.
     "RAY_enable_metrics_collection": "0",
     "RAY_TRAIN_METRICS_ENABLED": "0",
-    # Ray starts its workers at nice 15, below its own raylet and GCS, which suits a cluster's dedicated nodes.
-    # Here the trials are the work the user waits for: at 15 they yield to every other program on the machine,
-    # and a busy laptop trained 1.15x slower in a sweep than in a plain process (benchmarks/RESULTS.md).
-    "RAY_worker_niceness": "0",
 }
 
 
