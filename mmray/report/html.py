@@ -68,9 +68,8 @@ def build_report(path: str | os.PathLike, out: str | os.PathLike | None = None) 
     (in the bucket for remote results) unless `out` names another file or URI. Draws the t-SNE maps it shows
     (the best trial of each benchmark and method) where they are not drawn yet."""
     results = load(path)
-    by = results.spec.get("search", {})
-    if by.get("metric") and by.get("mode"):  # the maps the report shows, unless drawn before
-        draw_maps_of_best_trials(results.path, results.trials, by["metric"], by["mode"])
+    context = ReportContext.from_results(results)
+    draw_maps_of_best_trials(results.path, results.trials, context.metric, context.mode)  # unless drawn before
     out = storage.location(out) if out else storage.join(results.path, REPORT_FILE)
-    storage.write_text(out, render(ReportContext.from_results(results)))
+    storage.write_text(out, render(context))
     return out
