@@ -244,8 +244,8 @@ class CPC(Method):
         cpc = torch.stack(list(out.values())).mean()
         total = p.w_cpc * cpc
         out["cpc"] = cpc
+        pooled = {m: seq[m][1].mean(1) for m in names}  # each modality's embedding: its mean context
         if len(names) > 1:
-            pooled = {m: seq[m][1].mean(1) for m in names}
             align = torch.stack([info_nce(pooled[a], pooled[b], p.align_temperature)
                                  for a, b in itertools.combinations(names, 2)]).mean()
             total = total + p.w_align * align
@@ -253,7 +253,7 @@ class CPC(Method):
         viewed = [m for m in names if second_view(m) in batch]
         if viewed:
             out["views"] = torch.stack([
-                info_nce(seq[m][1].mean(1), self.sequences(m, batch[second_view(m)])[1].mean(1), p.temperature)
+                info_nce(pooled[m], self.sequences(m, batch[second_view(m)])[1].mean(1), p.temperature)
                 for m in viewed]).mean()
             total = total + p.w_views * out["views"]
         out["loss"] = total
