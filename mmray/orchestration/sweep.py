@@ -155,13 +155,17 @@ def run_sweep(spec: SweepSpec, *, mirror=None, cache_dir=None, results_dir=None,
 
 
 def _run_tune(spec: SweepSpec, results_dir: Location, resume: bool, mirror, cache_dir, verbose: bool, log) -> None:
-    callbacks = [ResultsRecorder(results_dir, spec.name, spec.search.metric, spec.search.mode, log=log,
-                                 max_epochs=spec.search.max_epochs),
-                 PlacementGroupReaper()]
+    callbacks = [PlacementGroupReaper()]
     if spec.wandb.enabled:
         callbacks.append(tracking.trial_callback(spec, results_dir))
     if spec.tensorboard:
         callbacks.append(TensorBoardScalars(results_dir))
+
+    def recording(max_epochs: int | None) -> list:
+        """The callbacks with a results recorder told of the run's epoch budget (a search's; repeats have none)."""
+        return [ResultsRecorder(results_dir, spec.name, spec.search.metric, spec.search.mode, log=log,
+                                max_epochs=max_epochs), *callbacks]
+
     concurrency = spec.resources.max_concurrent_trials or default_concurrency(spec)
     trainable = tune.with_resources(run_trial, trial_resources(spec))
     first_seed, *other_seeds = spec.seeds
@@ -177,7 +181,8 @@ def _run_tune(spec: SweepSpec, results_dir: Location, resume: bool, mirror, cach
                  if spec.search.first_trial == "defaults" and spec.search_space else None)
         results = _restore_or_tune(
             spec, trainable, name, results_dir, resume, log, lambda: _tuner(
-                spec, trainable, space, name, results_dir, callbacks, concurrency, first_seed, first),
+                spec, trainable, space, name, results_dir, recording(spec.search.max_epochs), concurrency,
+                first_seed, first),
             f"{trial_count(spec)} trials, {search}, {spec.scheduler.type} scheduler, "
             f"{concurrency} at a time").fit()
         if not other_seeds:
@@ -186,7 +191,7 @@ def _run_tune(spec: SweepSpec, results_dir: Location, resume: bool, mirror, cach
             repeat = f"{entry.name}__{method}__best{rank}_seeds"
             _restore_or_tune(
                 spec, trainable, repeat, results_dir, resume, log, lambda: _repeat_tuner(
-                    spec, trainable, config, other_seeds, repeat, results_dir, callbacks, concurrency),
+                    spec, trainable, config, other_seeds, repeat, results_dir, recording(None), concurrency),
                 f"configuration #{rank} of {name} again on seeds {other_seeds}").fit()
 
 
