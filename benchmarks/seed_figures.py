@@ -11,11 +11,11 @@ import argparse
 from pathlib import Path
 
 import numpy as np
+from cpc_figures import raw_probe
 
 from mmray import api
 from mmray.config import SweepSpec
 from mmray.data.shards import read_split
-from mmray.eval.probes import fit_probe, probe_accuracy
 from mmray.results import schema
 
 # per preset: the configuration that tells its trials apart, and the test figures the README quotes
@@ -53,9 +53,7 @@ def raw_pixel_probe(folder: Path, mirror: str | None) -> float:
     prepared = api.prepare(entry.name, entry.params, mirror=mirror)
     train = read_split(prepared, "train", spec.train_params.probe_examples)
     test = read_split(prepared, "test", spec.train_params.eval_examples)
-    pixels = {split: arrays.modalities["image"].reshape(len(arrays), -1).astype(np.float32)
-              for split, arrays in (("train", train), ("test", test))}
-    return probe_accuracy(fit_probe(pixels["train"], train.labels), pixels["test"], test.labels)
+    return raw_probe(train, test, ["image"])["image"]
 
 
 def main() -> None:
