@@ -1,4 +1,5 @@
-"""TrainFeed: the first epoch streams the shard through Ray Data, later epochs come from the worker's memory."""
+"""TrainFeed: the first epoch streams the shard (through Ray Data, or read in the trial's own process), later
+epochs come from the worker's memory."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import logging
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 import ray
 import torch
@@ -26,9 +28,23 @@ def dataset(tmp_path_factory):
     ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level=logging.WARNING,
              log_to_driver=False)
     try:
-        yield prepared, read_dataset(prepared, "train", seed=0)
+        yield prepared
     finally:
         ray.shutdown()
+
+
+def ray_data_blocks(prepared, seed=0):
+    dataset = read_dataset(prepared, "train", seed=seed)
+    return lambda: dataset.iter_batches(batch_size=None, batch_format="pyarrow")
+
+
+def in_process_blocks(prepared, seed=0):
+    return ShardSource(prepared, "train", seed).read_epoch
+
+
+@pytest.fixture(params=[ray_data_blocks, in_process_blocks], ids=["ray-data", "in-process"])
+def streams(request, dataset):
+    return dataset, request.param(dataset)
 
 
 def rows_seen(batches) -> np.ndarray:
@@ -41,8 +57,8 @@ def file_order(prepared) -> np.ndarray:
     return np.array([row.astype(np.float32).tobytes() for row in arrays.modalities["image"]])
 
 
-def test_first_epoch_streams_every_full_batch_once_shuffled_then_serves_from_memory(dataset):
-    prepared, shard = dataset
+def test_first_epoch_streams_every_full_batch_once_shuffled_then_serves_from_memory(streams):
+    prepared, shard = streams
     feed = TrainFeed(shard, prepared.modalities, BATCH, window=1024, cache_bytes=2**30, seed=0)
     first = rows_seen(feed.epoch())
     assert feed.kept is not None and len(feed.kept["label"]) == ROWS
@@ -60,8 +76,8 @@ def test_first_epoch_streams_every_full_batch_once_shuffled_then_serves_from_mem
     assert labels.dtype == torch.int64 and len(labels) == full
 
 
-def test_a_shard_over_the_cache_limit_streams_every_epoch(dataset):
-    prepared, shard = dataset
+def test_a_shard_over_the_cache_limit_streams_every_epoch(streams):
+    prepared, shard = streams
     feed = TrainFeed(shard, prepared.modalities, BATCH, window=1024, cache_bytes=1024, seed=0)
     first = rows_seen(feed.epoch())
     assert feed.kept is None
@@ -73,16 +89,16 @@ def test_a_shard_over_the_cache_limit_streams_every_epoch(dataset):
 def test_rows_over_whole_batches_at_a_block_end_join_the_next_block(dataset):
     """Blocks of about 190 rows and batches of 64: no block holds whole batches, yet the epoch is every row once
     in full batches (without carrying the rows over, 46 of 64 rows a block would be lost)."""
-    prepared, _ = dataset
+    prepared = dataset
     shard = read_dataset(prepared, "train", seed=0)
     shard.context.target_max_block_size = 190 * ShardSource(prepared, "train", seed=0).row_bytes
-    feed = TrainFeed(shard, prepared.modalities, BATCH, window=1024, cache_bytes=0, seed=0)
+    feed = TrainFeed(lambda: shard.iter_batches(batch_size=None, batch_format="pyarrow"), prepared.modalities, BATCH, window=1024, cache_bytes=0, seed=0)
     seen = rows_seen(feed.epoch())
     assert len(seen) == len(set(seen)) == ROWS // BATCH * BATCH
 
 
-def test_window_zero_streams_in_file_order(dataset):
-    prepared, shard = dataset
+def test_window_zero_streams_in_file_order(streams):
+    prepared, shard = streams
     feed = TrainFeed(shard, prepared.modalities, BATCH, window=0, cache_bytes=0, seed=0)
     full = ROWS // BATCH * BATCH
     assert np.array_equal(rows_seen(feed.epoch()), file_order(prepared)[:full])
@@ -111,7 +127,34 @@ def test_a_shard_damaged_after_preparing_names_the_file_and_the_rebuild(dataset,
         footer = int.from_bytes(f.read(4), "little")
         f.seek(4)
         f.write(b"\xff" * (size - footer - 12))  # every page, between the leading magic bytes and the footer
-    feed = TrainFeed(read_dataset(prepared, "train", seed=0), prepared.modalities, BATCH, window=1024,
-                     cache_bytes=0, seed=0)
-    with pytest.raises(Exception, match=rf"(?s)shard {shard} cannot be read .*mmray data prepare synthetic-av"):
-        list(feed.epoch())
+    for blocks in (ray_data_blocks(prepared), in_process_blocks(prepared)):
+        feed = TrainFeed(blocks, prepared.modalities, BATCH, window=1024, cache_bytes=0, seed=0)
+        with pytest.raises(Exception, match=rf"(?s)shard {shard} cannot be read .*mmray data prepare synthetic-av"):
+            list(feed.epoch())
+
+
+def test_both_streams_read_every_file_once_an_epoch_in_the_same_new_order(dataset, tmp_path):
+    """Three shard files: each epoch reads each once, in a seeded order that changes between epochs, and a
+    trial reading its shards itself sees the rows in the order its Ray Data stream would."""
+    prepared = prepare("synthetic-av", {"n_train": 2 * ROWS_PER_SHARD + 100, "n_val": 50, "n_test": 50,
+                                        "image_size": 8, "n_mels": 8, "frames": 8},
+                       cache_dir=tmp_path, log=lambda *_: None)
+    files = [pq.read_table(f, columns=["image"]).column("image").to_pylist() for f in prepared.split_files("train")]
+    assert len(files) == 3
+    file_of_first_row = {repr(rows[0]): i for i, rows in enumerate(files)}
+
+    def epochs(blocks) -> list[list]:
+        return [[row for table in blocks() for row in table.column("image").to_pylist()] for _ in range(3)]
+
+    in_process = epochs(in_process_blocks(prepared, seed=5))
+    orders = []
+    for rows in in_process:
+        order, at = [], 0  # each file found by its first row, then all of its rows checked in place
+        while at < len(rows):
+            order.append(file_of_first_row[repr(rows[at])])
+            assert rows[at:at + len(files[order[-1]])] == files[order[-1]]
+            at += len(files[order[-1]])
+        assert sorted(order) == [0, 1, 2] and at == sum(map(len, files))
+        orders.append(order)
+    assert len({tuple(order) for order in orders}) > 1
+    assert epochs(ray_data_blocks(prepared, seed=5)) == in_process

@@ -1,7 +1,7 @@
 """Contract tests of what mmray takes from Ray's internals (mmray.orchestration.ray_adapter): each fails with a
 clear message on a Ray version where the name or its behaviour moved. Covered elsewhere, on real sweeps:
-Ray Data's shared actors (test_sweep_ray: ..._shared_actors_are_up_before_the_first_trial), freeing placement
-groups of dead controllers (test_sweep_ray), the cluster launcher's config check (test_cluster_config)."""
+freeing placement groups of dead controllers (test_sweep_ray), the cluster launcher's config check
+(test_cluster_config)."""
 
 from __future__ import annotations
 
@@ -124,3 +124,14 @@ def test_a_trainer_fitted_in_an_actor_runs_its_controller_there_and_records_its_
     assert actor_id.encode() in ray_adapter.kv_keys(ray_adapter.PLACEMENT_KV_NAMESPACE)
     assert not {"TrainController", "PlacementGroupCleaner"} & set(ray_adapter.actor_classes())
     ray_adapter.kv_delete(actor_id, ray_adapter.PLACEMENT_KV_NAMESPACE)
+
+
+@pytest.mark.ray
+def test_ray_data_and_train_shared_actors_start_on_request(ray_instance):
+    """A sweep of TorchTrainer trials asks for them before its first trial (mmray.orchestration.sweep)."""
+    import ray
+
+    ray_adapter.start_shared_actors()
+    assert ray.get_actor("datasets_stats_actor", namespace="_dataset_stats_actor") is not None
+    assert ray.get_actor("AutoscalingCoordinator", namespace="AutoscalingCoordinator") is not None
+

@@ -12,6 +12,7 @@ from ray.tune.search import BasicVariantGenerator
 from ray.tune.search.optuna import OptunaSearch
 
 from mmray.config import SchedulerConfig, SearchConfig, parse_spec
+from mmray.orchestration.distinct import DistinctConfigurations
 from mmray.orchestration.sweep import EpochBudget, search_algorithm, trial_scheduler
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks" / "perf"))
@@ -30,11 +31,11 @@ def test_the_default_is_random_search_under_asha_with_reduction_factor_3():
 
 def test_tpe_options_reach_the_sampler():
     one = search_algorithm(SearchConfig(algorithm="optuna", startup_trials=5, multivariate=True, seed=2), 1, 1)
-    assert isinstance(one, OptunaSearch)
-    sampler = one._sampler
+    assert isinstance(one, DistinctConfigurations) and isinstance(one.searcher, OptunaSearch)
+    sampler = one.searcher._sampler
     assert sampler._n_startup_trials == 5 and sampler._multivariate and sampler._group
     assert not sampler._constant_liar
-    assert search_algorithm(SearchConfig(algorithm="optuna"), 0, concurrency=2)._sampler._constant_liar
+    assert search_algorithm(SearchConfig(algorithm="optuna"), 0, concurrency=2).searcher._sampler._constant_liar
     # without a searched space there is nothing for TPE to model: the seeded generator runs the fixed config
     assert isinstance(search_algorithm(SearchConfig(algorithm="optuna"), 0, 1, searched=False),
                       BasicVariantGenerator)
@@ -77,3 +78,60 @@ def test_cached_tables_replay_in_process_deterministically(name):
     assert len(runs[0]["runs"]["default"]["scores"]) == 8 * table["epochs"]  # the same epoch budget
     summary = search.summarise(runs[:1], list(searchers))
     assert summary["random"]["geometric_mean"] == 1.0
+
+
+def _tpe(space: dict, startup: int = 2) -> DistinctConfigurations:
+    searcher = search_algorithm(SearchConfig(algorithm="optuna", startup_trials=startup, metric="m", mode="max"),
+                                0, 1)
+    searcher.set_search_properties("m", "max", space)
+    return searcher
+
+
+def _run(searcher: DistinctConfigurations, trials: int, score) -> list[dict]:
+    configs = []
+    for number in range(trials):
+        config = searcher.suggest(f"t{number}")
+        searcher.on_trial_result(f"t{number}", {"m": score(config), "training_iteration": 1})
+        searcher.on_trial_complete(f"t{number}", {"m": score(config)})
+        configs.append(config)
+    return configs
+
+
+def test_tpe_on_a_finite_space_never_proposes_a_configuration_twice():
+    """Six configurations, one clearly best: plain TPE proposes it again and again once found; the search
+    proposes each configuration once (asking TPE again on a repeat, drawing an untried one when TPE keeps
+    repeating itself) and runs repeats only when none is left."""
+    from ray import tune
+
+    space = {"method": {"width": tune.choice([8, 16, 32])}, "train": {"lr": tune.randint(0, 2)}}
+
+    def score(config):
+        return config["method"]["width"] + 10 * config["train"]["lr"]
+
+    plain = _tpe(space).searcher
+    repeats = []
+    for number in range(6):
+        config = plain.suggest(f"t{number}")
+        plain.on_trial_complete(f"t{number}", {"m": score(config)})
+        repeats.append(config)
+    assert len({str(c) for c in repeats}) < 6
+    searcher = _tpe(space)
+    configs = _run(searcher, 8, score)
+    assert len({str(c) for c in configs[:6]}) == 6  # the whole space, each once
+    assert len(searcher.searcher._ot_study.trials) > 8  # TPE was asked again, and told of the drawn ones
+    assert all(str(c) in {str(d) for d in configs[:6]} for c in configs[6:])  # then repeats, not a stop
+
+
+def test_a_continuous_space_is_passed_through_and_the_state_survives_a_restore(tmp_path):
+    from ray import tune
+
+    assert not _tpe({"lr": tune.loguniform(1e-4, 1e-2)}).finite
+    space = {"width": tune.choice([8, 16, 32, 64])}
+    searcher = _tpe(space)
+    first = _run(searcher, 2, lambda config: config["width"])
+    searcher.save(str(tmp_path / "state.pkl"))
+    restored = _tpe(space)
+    restored.restore(str(tmp_path / "state.pkl"))
+    assert restored.seen == searcher.seen and len(restored.seen) == 2
+    rest = _run(restored, 2, lambda config: config["width"])
+    assert sorted(c["width"] for c in first + rest) == [8, 16, 32, 64]

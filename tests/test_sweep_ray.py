@@ -72,12 +72,14 @@ def test_a_sweep_leaves_the_callers_environment_as_it_was(synthetic_sweep):
     assert changed == {}
 
 
-def test_ray_data_and_train_shared_actors_are_up_before_the_first_trial(ray_session):
-    """ensure_ray asks for them, so the first trial does not start them on its way to its first batch."""
-    import ray
+def test_one_worker_trials_start_no_ray_data_actors(synthetic_sweep):
+    """They read their shards themselves: no stats actor, coordinator or read worker (~450 MiB) for them. The
+    first sweep of this module's Ray instance, so no earlier sweep started them."""
+    from mmray.orchestration.ray_adapter import actor_classes
 
-    assert ray.get_actor("datasets_stats_actor", namespace="_dataset_stats_actor") is not None
-    assert ray.get_actor("AutoscalingCoordinator", namespace="AutoscalingCoordinator") is not None
+    started = actor_classes()
+    assert started["ImplicitFunc"] >= 1, started  # the trials' actors
+    assert not {"_StatsActor", "_AutoscalingCoordinatorActor"} & set(started), started
 
 
 def test_sweep_writes_both_tables_with_one_row_per_trial_and_epoch(synthetic_sweep):

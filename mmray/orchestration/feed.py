@@ -1,4 +1,4 @@
-"""A Train worker's training batches: streamed from its Ray Data shard once, then served from memory.
+"""A trial's training batches: streamed from its shard once, then served from memory.
 
 Streaming every epoch cost a trial ~8 s an epoch against a plain loop (benchmarks/perf: the shards are
 re-read and re-converted, and Ray Data's local shuffle buffer copies every row twice). Instead, the first epoch
@@ -7,16 +7,17 @@ permutation, no copy), and keeps the converted rows when the shard fits in `cach
 a full permutation of those rows. Shards too big to keep are streamed every epoch, the same way.
 
 Each streamed epoch is iterated in a background thread, a few windows ahead of training. The first epoch's
-stream starts when the feed is made: Ray Data starts a stats actor and read tasks before the first block
-arrives (about 4 s on 2 cores), and the worker builds its model and reads its evaluation sets meanwhile.
+stream starts when the feed is made, so that the worker builds its model and reads its evaluation sets while
+the first blocks arrive (through Ray Data, a stats actor and read tasks start first: about 4 s on 2 cores).
 """
 
 from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
+import pyarrow as pa
 import torch
 import torch.distributed as dist
 
@@ -27,11 +28,12 @@ from mmray.methods.base import Batch
 
 
 class TrainFeed:
-    """`epoch()` yields one epoch of full training batches of this worker's shard."""
+    """`epoch()` yields one epoch of full training batches of this worker's shard. `blocks()` returns the next
+    epoch's blocks of the shard (Arrow tables): from Ray Data, or read in the trial's own process."""
 
-    def __init__(self, shard, modalities: tuple[ModalitySpec, ...], batch_size: int, *, window: int,
+    def __init__(self, blocks: Callable[[], Iterable[pa.Table]], modalities: tuple[ModalitySpec, ...], batch_size: int, *, window: int,
                  cache_bytes: int, seed: int):
-        self.shard = shard
+        self.blocks = blocks
         self.modalities = modalities
         self.batch_size = batch_size
         # whole batches per window, so only the last window of an epoch leaves rows over (dropped, as drop_last)
@@ -45,7 +47,7 @@ class TrainFeed:
     def _windows(self) -> Iterator[dict[str, torch.Tensor]]:
         # Whole blocks, cut here into windows: slicing a block is free, where Ray Data's batcher copied every
         # window that spans two blocks into one (benchmarks/perf, ingest).
-        for table in self.shard.iter_batches(batch_size=None, batch_format="pyarrow"):
+        for table in self.blocks():
             for start in range(0, len(table), self.window):
                 yield arrow_columns(table.slice(start, self.window), self.modalities)
 

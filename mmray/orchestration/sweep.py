@@ -35,6 +35,7 @@ from mmray.data import prepare
 from mmray.data.sources import cache_root
 from mmray.errors import MmrayError, SpecError
 from mmray.orchestration import tracking
+from mmray.orchestration.distinct import DistinctConfigurations
 from mmray.orchestration.placement import PlacementGroupReaper
 from mmray.orchestration.ray_adapter import (
     ONE_MACHINE_RAY_ENV,
@@ -77,7 +78,6 @@ def ensure_ray(address: str | None = None, verbose: bool = False) -> None:
             ray.init(address="local", num_cpus=os.cpu_count(), resources={TRIAL_DRIVER: os.cpu_count()},
                      include_dashboard=os.environ.get(DASHBOARD_ENV) == "1", dashboard_host="127.0.0.1",
                      **quiet)
-    start_shared_actors()
 
 
 def trial_resources(spec: SweepSpec) -> tune.PlacementGroupFactory:
@@ -150,6 +150,8 @@ def run_sweep(spec: SweepSpec, *, mirror=None, cache_dir=None, results_dir=None,
     env = sweep_env(verbose) | (tracking.offline_env(log) if spec.wandb.enabled else {})
     with process_environment(env):
         ensure_ray(address, verbose)
+        if not trains_in_trial_actor(spec.resources):  # TorchTrainer trials, fed by Ray Data
+            start_shared_actors()
         _run_tune(spec, results_dir, resume, mirror, cache_dir, verbose, log)
     return results_dir
 
@@ -296,8 +298,8 @@ def search_algorithm(search: SearchConfig, seed: int, concurrency: int, searched
             sampler = optuna.samplers.TPESampler(
                 seed=search.seed + seed, n_startup_trials=search.startup_trials, multivariate=search.multivariate,
                 group=search.multivariate, constant_liar=concurrency > 1)
-        return OptunaSearch(sampler=sampler, points_to_evaluate=[
-            {"/".join(path): value for path, value in first.items()}] if first else None)
+        return DistinctConfigurations(OptunaSearch(sampler=sampler, points_to_evaluate=[
+            {"/".join(path): value for path, value in first.items()}] if first else None), seed=search.seed + seed)
     # random sampling of the space, seeded so that a sweep draws the same configurations every time
     # (Tune does not apply max_concurrent_trials to a generator passed in: it must be given here)
     return BasicVariantGenerator(random_state=search.seed + seed, max_concurrent=concurrency,

@@ -2,8 +2,8 @@
 
 A trial of one CPU worker trains right here, in its Tune actor, which Tune reuses for the sweep's next trial
 (`reuse_actors`): the actor's Python, torch, Ray Data and scikit-learn are loaded once per concurrent slot, not
-once per trial, and a one-epoch trial costs a model build and its epoch (benchmarks/perf, short trials). Its
-training split still streams from the shards through Ray Data (mmray.orchestration.worker.TrialActorSession).
+once per trial, and a one-epoch trial costs a model build and its epoch (benchmarks/perf, short trials). It
+reads its training split's shards itself (mmray.orchestration.worker.TrialActorSession).
 
 A trial of several workers (or with GPUs, which Ray Train places and prepares the model for) fits a
 TorchTrainer here instead. Ray 2.60 runs Train V2, where Tune cannot tune a TorchTrainer directly; this

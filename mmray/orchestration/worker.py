@@ -1,6 +1,7 @@
-"""A trial's training: the engine's epoch loop fed by Ray Data shards, reporting and checkpointing once per
-epoch, in the trial's Tune actor (one CPU worker) or in each Ray Train worker of a TorchTrainer (several).
-The two differ only in their session: where the shard, the checkpoint and the reports go."""
+"""A trial's training: the engine's epoch loop fed by the split's shards, reporting and checkpointing once per
+epoch, in the trial's Tune actor (one CPU worker, reading its shards itself) or in each Ray Train worker of a
+TorchTrainer (several, fed by Ray Data). The two differ only in their session: where the shard, the checkpoint
+and the reports go."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from mmray.config import TrialConfig
 from mmray.data.shards import load_prepared
 from mmray.engine.training import build_method, seed_everything
 from mmray.orchestration.feed import TrainFeed
-from mmray.orchestration.shard_source import read_dataset
+from mmray.orchestration.shard_source import ShardSource
 from mmray.results import schema
 from mmray.results.artifacts import write_artifacts
 from mmray.results.best import best_epoch
@@ -72,7 +73,8 @@ class TrainWorkerSession:
         self.rank, self.world_size = context.get_world_rank(), context.get_world_size()
 
     def training_stream(self, prepared, seed: int):
-        return ray.train.get_dataset_shard("train")
+        shard = ray.train.get_dataset_shard("train")
+        return lambda: shard.iter_batches(batch_size=None, batch_format="pyarrow")
 
     def train_model(self, module: torch.nn.Module) -> torch.nn.Module:
         return ray.train.torch.prepare_model(module)
@@ -85,14 +87,15 @@ class TrainWorkerSession:
 
 
 class TrialActorSession:
-    """A one-worker trial training in its own Tune actor: it streams its split from the shards through Ray
-    Data itself and reports to Tune directly. Tune's reports are synchronous: training waits at each until
+    """A one-worker trial training in its own Tune actor: it reads its split's shards itself (in the feed's
+    background thread; no Ray Data, whose actors and read worker would cost the trial more memory than its
+    model) and reports to Tune directly. Tune's reports are synchronous: training waits at each until
     Tune's driver has taken it, so an epoch ASHA stops is the last one trained."""
 
     rank, world_size = 0, 1
 
     def training_stream(self, prepared, seed: int):
-        return read_dataset(prepared, "train", seed).iterator()
+        return ShardSource(prepared, "train", seed).read_epoch
 
     def train_model(self, module: torch.nn.Module) -> torch.nn.Module:
         return module
@@ -142,7 +145,7 @@ def train_trial(trial: TrialConfig, session: TrainWorkerSession | TrialActorSess
     prepared = load_prepared(trial.data_dir)
     seed_everything(trial.seed)
     torch.set_num_threads(trial.torch_threads)
-    # First, so that Ray Data starts streaming while the model is built and the evaluation sets are read.
+    # First, so that the shards stream in while the model is built and the evaluation sets are read.
     feed = TrainFeed(session.training_stream(prepared, trial.seed), prepared.modalities,
                      params.batch_size, window=params.shuffle_buffer,
                      cache_bytes=params.worker_cache_mib * 2**20,

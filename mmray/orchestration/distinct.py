@@ -1,0 +1,151 @@
+"""A search that never runs a configuration twice on a finite space.
+
+Where every searched key is a choice (or an integer range), a configuration a trial already ran would train
+again to the very same curve: the trial's seed is the run's, not the configuration's. TPE, once it has found
+a good region, proposes the best configuration it has seen over and over: on the tabular benchmarks
+(benchmarks/perf/search.py, finite spaces) most of its trials were repeats, and TPE + ASHA reached random
+search's best more slowly than random search. `DistinctConfigurations` asks its searcher again instead,
+telling it the repeat failed (TPE leaves failed trials out of its model). On a space with a continuous key
+no two draws are equal, and it passes every call through.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import tempfile
+
+import numpy as np
+from ray.tune.search import Searcher
+from ray.tune.search.sample import Categorical, Domain, Integer
+
+# Proposals asked for before a repeat is run after all: a space TPE has narrowed to configurations all tried.
+ATTEMPTS = 3
+
+
+class DistinctConfigurations(Searcher):
+    """`searcher`, minus repeats on a finite space: a repeat proposal is told back as failed and the searcher
+    asked again; after `attempts` repeats in a row (TPE has narrowed its proposals to configurations all
+    tried) the trial takes a configuration drawn at random among those not yet run, which the searcher is
+    told of once the trial completes. Repeats run only once every configuration has."""
+
+    def __init__(self, searcher: Searcher, seed: int, attempts: int = ATTEMPTS):
+        super().__init__(metric=searcher.metric, mode=searcher.mode)
+        self.searcher = searcher
+        self.attempts = attempts
+        self.random = np.random.RandomState(seed)
+        self.space: dict = {}
+        self.finite = False
+        self.seen: set[str] = set()
+        self.inner_ids: dict[str, str] = {}  # Tune's trial id -> the id the searcher proposed it under
+        self.drawn: dict[str, dict] = {}  # trials drawn here instead: their configuration
+
+    def set_search_properties(self, metric, mode, config, **spec) -> bool:
+        self.space = _searched(config)
+        self.finite = bool(self.space) and all(isinstance(d, (Categorical, Integer)) for d in _domains(self.space))
+        done = self.searcher.set_search_properties(metric, mode, config, **spec)
+        self._metric, self._mode = self.searcher.metric, self.searcher.mode
+        return done
+
+    def set_max_concurrency(self, max_concurrent: int) -> bool:
+        return self.searcher.set_max_concurrency(max_concurrent)
+
+    def suggest(self, trial_id: str):
+        for attempt in range(self.attempts):
+            inner_id = f"{trial_id}-{attempt}" if attempt else trial_id
+            config = self.searcher.suggest(inner_id)
+            if not isinstance(config, dict) or not self.finite:
+                self.inner_ids[trial_id] = inner_id
+                return config
+            if _key(config) not in self.seen:
+                self.seen.add(_key(config))
+                self.inner_ids[trial_id] = inner_id
+                return config
+            self.searcher.on_trial_complete(inner_id, error=True)
+        config = self._draw_unseen()
+        self.seen.add(_key(config))
+        self.drawn[trial_id] = config
+        return config
+
+    def _draw_unseen(self) -> dict:
+        for _ in range(1000):
+            config = _sample(self.space, self.random)
+            if _key(config) not in self.seen:
+                break
+        return config  # every draw a repeat: the space is (all but) exhausted
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        if trial_id not in self.drawn:
+            self.searcher.on_trial_result(self.inner_ids.get(trial_id, trial_id), result)
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        if trial_id in self.drawn:
+            config = self.drawn.pop(trial_id)
+            value = (result or {}).get(self.metric)
+            self.searcher.add_evaluated_point(_flat(config), value, error=error or value is None)
+            return
+        self.searcher.on_trial_complete(self.inner_ids.pop(trial_id, trial_id), result=result, error=error)
+
+    def save(self, checkpoint_path: str) -> None:
+        with tempfile.TemporaryDirectory() as folder:
+            inner = os.path.join(folder, "searcher.pkl")
+            self.searcher.save(inner)
+            with open(inner, "rb") as f:
+                state = {"searcher": f.read(), **{name: getattr(self, name) for name in _STATE}}
+        with open(checkpoint_path, "wb") as f:
+            pickle.dump(state, f)
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "rb") as f:
+            state = pickle.load(f)
+        with tempfile.TemporaryDirectory() as folder:
+            inner = os.path.join(folder, "searcher.pkl")
+            with open(inner, "wb") as f:
+                f.write(state.pop("searcher"))
+            self.searcher.restore(inner)
+        for name, value in state.items():
+            setattr(self, name, value)
+
+
+_STATE = ("random", "space", "finite", "seen", "inner_ids", "drawn")
+
+
+def _key(config: dict) -> str:
+    return json.dumps(config, sort_keys=True, default=str)
+
+
+def _searched(config: dict) -> dict:
+    """The sampled part of a Tune param space, nested as it is (constants left out)."""
+    out = {}
+    for name, value in config.items():
+        if isinstance(value, dict):
+            if inner := _searched(value):
+                out[name] = inner
+        elif isinstance(value, Domain):
+            out[name] = value
+    return out
+
+
+def _domains(space: dict) -> list[Domain]:
+    return [d for value in space.values() for d in (_domains(value) if isinstance(value, dict) else [value])]
+
+
+def _sample(space: dict, random: np.random.RandomState) -> dict:
+    return {name: _sample(value, random) if isinstance(value, dict) else _plain(value.sample(random_state=random))
+            for name, value in space.items()}
+
+
+def _plain(value):
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _flat(config: dict, prefix: str = "") -> dict:
+    """Optuna's names for a nested configuration: its path joined by '/', as OptunaSearch flattens a space."""
+    out = {}
+    for name, value in config.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{name}/"))
+        else:
+            out[f"{prefix}{name}"] = value
+    return out
