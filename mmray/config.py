@@ -132,8 +132,9 @@ class BenchmarkEntry(BaseModel):
 
 class SearchConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-    # random, not optuna: with ASHA (the scheduler's default) random search reached random search's best in 3.1x
-    # fewer epochs (geometric mean, 20 seeds) on benchmarks/perf's pavlov table, TPE + ASHA in 1.5x (README, Search)
+    # random, not optuna: with ASHA (the scheduler's default) random search reached random search's best in 2.8x
+    # and 2.6x fewer epochs (geometric mean, 100 seeds) on benchmarks/perf's pavlov and fusion tables, TPE + ASHA
+    # in 2.2x and 2.5x (20 seeds; README, Search)
     # grid: every combination of the search_space's choices, once each (they must all be choices)
     algorithm: Literal["optuna", "random", "grid"] = "random"
     metric: str = "val/fused_acc"

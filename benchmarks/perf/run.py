@@ -20,7 +20,7 @@ Figures:
              the median of every epoch (none left out); goal >= 0.9x. Also reported: epochs as a trial feeds
              them, the first streamed and the later ones served from the rows it kept
              (mmray/orchestration/feed.py). What training feels of it: the overhead section's data waiting
-  search     epochs the default search (and random, TPE, ASHA, TPE + ASHA as before) needs to reach the best
+  search     epochs the default search (and random, TPE, ASHA, TPE + ASHA) needs to reach the best
              score random search (no early stopping) finds with 64 trials, on every cached tabular objective
              (see search.py; `python benchmarks/perf/search.py build` retrains them); 20 seeds; goal on each
              table: geometric mean >= 3x fewer, median >= 2x, total epochs <= random's; writes

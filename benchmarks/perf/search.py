@@ -244,14 +244,15 @@ def validation_curve_for(method: str, fixed: dict, prepared, splits: dict, confi
 # Each searcher as a sweep declares it: the spec's `search` and `scheduler` sections (mmray.config), built into
 # Tune's search algorithm and scheduler by the very functions a sweep uses (mmray.orchestration.sweep).
 # "default" is the spec's defaults, whatever they are (since issue 26: random search + ASHA, grace period 1,
-# reduction factor 3); "TPE+ASHA (before)" is what this benchmark measured before issue 26 (the spec's default
-# search then, with reduction factor 3); "ASHA" is random search under the spec's scheduler before (factor 2).
+# reduction factor 3); "TPE+ASHA" is the spec's default search before issue 26, with reduction factor 3 (since
+# then TPE never runs a configuration twice on a finite space: mmray.orchestration.distinct); "ASHA" is random
+# search under the spec's scheduler before (factor 2).
 SEARCHERS = {
     "random": {"search": {"algorithm": "random"}, "scheduler": {"type": "none"}},
     "TPE": {"search": {"algorithm": "optuna"}, "scheduler": {"type": "none"}},
     "ASHA": {"search": {"algorithm": "random"}, "scheduler": {"type": "asha", "grace_period": 1, "reduction_factor": 2}},
-    "TPE+ASHA (before)": {"search": {"algorithm": "optuna"},
-                          "scheduler": {"type": "asha", "grace_period": 1, "reduction_factor": 3}},
+    "TPE+ASHA": {"search": {"algorithm": "optuna"},
+                 "scheduler": {"type": "asha", "grace_period": 1, "reduction_factor": 3}},
     "default": {"search": {}, "scheduler": {}},
 }
 
@@ -298,6 +299,7 @@ def _run_in_process(table: dict, space: dict, seed: int, epochs: int, searcher: 
     does. Checked equal to `_run` report by report (`python benchmarks/perf/search.py verify`); about 50x faster,
     so the statistics over many seeds and the searches for a default are affordable on 2 cores."""
     from ray import tune
+    from ray.tune.search import Searcher
     from ray.tune.search.sample import _BackwardsCompatibleNumpyRng
     from ray.tune.search.variant_generator import generate_variants
 
@@ -328,6 +330,8 @@ def _run_in_process(table: dict, space: dict, seed: int, epochs: int, searcher: 
     for number in range(trials):
         trial = Trial(f"t{number:05d}")
         config = draw(trial.trial_id)
+        if config == Searcher.FINISHED:  # a finite space, every configuration run
+            break
         if scheduler is not None:
             scheduler.on_trial_add(None, trial)
         curve, result = [], None
@@ -422,7 +426,10 @@ def summarise(rows: list[dict], searchers: list[str]) -> dict:
     for name in searchers:
         spent = [row["runs"][name]["epochs_to_target"] or row["budget_epochs"] for row in rows]
         ratios = [r / s for r, s in zip(random_epochs, spent)]
-        best = np.array([np.maximum.accumulate(row["runs"][name]["scores"]) for row in rows])
+        # a search that ended before its budget (a finite space, every configuration run) keeps its best
+        best = np.array([np.pad(np.maximum.accumulate(row["runs"][name]["scores"]),
+                                (0, row["budget_epochs"] - len(row["runs"][name]["scores"])), mode="edge")
+                         for row in rows])
         out[name] = {
             "epochs_to_target": [row["runs"][name]["epochs_to_target"] for row in rows], "ratios": ratios,
             "geometric_mean": statistics.geometric_mean(ratios), "median": statistics.median(ratios),
@@ -448,7 +455,7 @@ def anytime_points(best) -> dict:
 
 # --- the figure: anytime curves as a self-contained SVG (no plotting library needed) ---------------------
 
-COLOURS = {"random": "#7f7f7f", "TPE": "#1f77b4", "ASHA": "#2ca02c", "TPE+ASHA (before)": "#ff7f0e",
+COLOURS = {"random": "#7f7f7f", "TPE": "#1f77b4", "ASHA": "#2ca02c", "TPE+ASHA": "#ff7f0e",
            "default": "#d62728"}
 
 

@@ -12,6 +12,7 @@ no two draws are equal, and it passes every call through.
 from __future__ import annotations
 
 import json
+import math
 import os
 import pickle
 import tempfile
@@ -28,7 +29,7 @@ class DistinctConfigurations(Searcher):
     """`searcher`, minus repeats on a finite space: a repeat proposal is told back as failed and the searcher
     asked again; after `attempts` repeats in a row (TPE has narrowed its proposals to configurations all
     tried) the trial takes a configuration drawn at random among those not yet run, which the searcher is
-    told of once the trial completes. Repeats run only once every configuration has."""
+    told of once the trial completes. Once every configuration has run, the search ends."""
 
     def __init__(self, searcher: Searcher, seed: int, attempts: int = ATTEMPTS):
         super().__init__(metric=searcher.metric, mode=searcher.mode)
@@ -36,14 +37,17 @@ class DistinctConfigurations(Searcher):
         self.attempts = attempts
         self.random = np.random.RandomState(seed)
         self.space: dict = {}
-        self.finite = False
+        self.finite, self.size = False, 0
         self.seen: set[str] = set()
         self.inner_ids: dict[str, str] = {}  # Tune's trial id -> the id the searcher proposed it under
         self.drawn: dict[str, dict] = {}  # trials drawn here instead: their configuration
 
     def set_search_properties(self, metric, mode, config, **spec) -> bool:
         self.space = _searched(config)
-        self.finite = bool(self.space) and all(isinstance(d, (Categorical, Integer)) for d in _domains(self.space))
+        domains = _domains(self.space)
+        self.finite = bool(domains) and all(isinstance(d, (Categorical, Integer)) for d in domains)
+        self.size = math.prod(len(d.categories) if isinstance(d, Categorical) else d.upper - d.lower
+                              for d in domains) if self.finite else 0
         done = self.searcher.set_search_properties(metric, mode, config, **spec)
         self._metric, self._mode = self.searcher.metric, self.searcher.mode
         return done
@@ -52,6 +56,8 @@ class DistinctConfigurations(Searcher):
         return self.searcher.set_max_concurrency(max_concurrent)
 
     def suggest(self, trial_id: str):
+        if self.finite and len(self.seen) >= self.size:  # every configuration has run: a repeat learns nothing
+            return Searcher.FINISHED
         for attempt in range(self.attempts):
             inner_id = f"{trial_id}-{attempt}" if attempt else trial_id
             config = self.searcher.suggest(inner_id)
@@ -73,7 +79,7 @@ class DistinctConfigurations(Searcher):
             config = _sample(self.space, self.random)
             if _key(config) not in self.seen:
                 break
-        return config  # every draw a repeat: the space is (all but) exhausted
+        return config  # every draw a repeat: the space is all but exhausted
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         if trial_id not in self.drawn:
@@ -108,7 +114,7 @@ class DistinctConfigurations(Searcher):
             setattr(self, name, value)
 
 
-_STATE = ("random", "space", "finite", "seen", "inner_ids", "drawn")
+_STATE = ("random", "space", "finite", "size", "seen", "inner_ids", "drawn")
 
 
 def _key(config: dict) -> str:

@@ -1,7 +1,7 @@
 """One trial = one (benchmark, method, config, seed): a Tune function trainable.
 
 A trial of one CPU worker trains right here, in its Tune actor, which Tune reuses for the sweep's next trial
-(`reuse_actors`): the actor's Python, torch, Ray Data and scikit-learn are loaded once per concurrent slot, not
+(`reuse_actors`): the actor's Python, torch, Ray Train and scikit-learn are loaded once per concurrent slot, not
 once per trial, and a one-epoch trial costs a model build and its epoch (benchmarks/perf, short trials). It
 reads its training split's shards itself (mmray.orchestration.worker.TrialActorSession).
 
