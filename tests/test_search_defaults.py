@@ -123,15 +123,19 @@ def test_tpe_on_a_finite_space_never_proposes_a_configuration_twice():
 
 
 def test_a_continuous_space_is_passed_through_and_the_state_survives_a_restore(tmp_path):
+    """Saved and restored as Tune does it, through its SearchGenerator: the restored search goes on with
+    the configurations not yet run."""
     from ray import tune
+    from ray.tune.search import SearchGenerator
 
     assert not _tpe({"lr": tune.loguniform(1e-4, 1e-2)}).finite
     space = {"width": tune.choice([8, 16, 32, 64])}
     searcher = _tpe(space)
     first = _run(searcher, 2, lambda config: config["width"])
-    searcher.save(str(tmp_path / "state.pkl"))
+    SearchGenerator(searcher).save_to_dir(str(tmp_path), session_str="test")
     restored = _tpe(space)
-    restored.restore(str(tmp_path / "state.pkl"))
+    SearchGenerator(restored).restore_from_dir(str(tmp_path))
     assert restored.seen == searcher.seen and len(restored.seen) == 2
+    assert len(restored.searcher._ot_study.trials) == len(searcher.searcher._ot_study.trials)
     rest = _run(restored, 2, lambda config: config["width"])
     assert sorted(c["width"] for c in first + rest) == [8, 16, 32, 64]

@@ -58,3 +58,18 @@ def test_a_grid_runs_every_combination_once(tmp_path, ray_session):  # noqa: F81
     combos = sorted(zip(trials[schema.config_column("method", "latent_dim")],
                         trials[schema.config_column("method", "temperature")]))
     assert combos == [(8, 0.3), (8, 0.5), (16, 0.3), (16, 0.5)]  # num_samples does not repeat a grid
+
+
+@pytest.mark.ray
+def test_tpe_on_a_finite_space_runs_each_configuration_once_then_ends(tmp_path, ray_session):  # noqa: F811
+    """Three configurations and six samples asked for: three trials, all different (a repeat would train the
+    same curve again), and the search ends there."""
+    spec = parse_spec({**BASE, "search_space": {"method.latent_dim": {"choice": [8, 16, 32]}},
+                       "search": {"algorithm": "optuna", "num_samples": 6, "startup_trials": 1},
+                       "scheduler": {"type": "none"}})
+    lines = []
+    out = api.run_sweep(spec, cache_dir=tmp_path / "cache", results_dir=tmp_path / "results", report=False,
+                        log=lines.append)
+    trials = api.load_results(out).trials
+    assert sorted(trials[schema.config_column("method", "latent_dim")]) == [8, 16, 32]
+    assert any("3 trials, optuna" in line for line in lines), lines

@@ -11,11 +11,9 @@ no two draws are equal, and it passes every call through.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
-import os
-import pickle
-import tempfile
 
 import numpy as np
 from ray.tune.search import Searcher
@@ -93,23 +91,11 @@ class DistinctConfigurations(Searcher):
             return
         self.searcher.on_trial_complete(self.inner_ids.pop(trial_id, trial_id), result=result, error=error)
 
-    def save(self, checkpoint_path: str) -> None:
-        with tempfile.TemporaryDirectory() as folder:
-            inner = os.path.join(folder, "searcher.pkl")
-            self.searcher.save(inner)
-            with open(inner, "rb") as f:
-                state = {"searcher": f.read(), **{name: getattr(self, name) for name in _STATE}}
-        with open(checkpoint_path, "wb") as f:
-            pickle.dump(state, f)
+    # Tune saves a wrapper's state and its searcher's apart (SearchGenerator.save_to_dir), and restores both
+    def get_state(self) -> dict:
+        return copy.deepcopy({name: getattr(self, name) for name in _STATE})
 
-    def restore(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "rb") as f:
-            state = pickle.load(f)
-        with tempfile.TemporaryDirectory() as folder:
-            inner = os.path.join(folder, "searcher.pkl")
-            with open(inner, "wb") as f:
-                f.write(state.pop("searcher"))
-            self.searcher.restore(inner)
+    def set_state(self, state: dict) -> None:
         for name, value in state.items():
             setattr(self, name, value)
 
