@@ -92,7 +92,8 @@ def test_rows_over_whole_batches_at_a_block_end_join_the_next_block(dataset):
     prepared = dataset
     shard = read_dataset(prepared, "train", seed=0)
     shard.context.target_max_block_size = 190 * ShardSource(prepared, "train", seed=0).row_bytes
-    feed = TrainFeed(lambda: shard.iter_batches(batch_size=None, batch_format="pyarrow"), prepared.modalities, BATCH, window=1024, cache_bytes=0, seed=0)
+    feed = TrainFeed(lambda: shard.iter_batches(batch_size=None, batch_format="pyarrow"), prepared.modalities,
+                     BATCH, window=1024, cache_bytes=0, seed=0)
     seen = rows_seen(feed.epoch())
     assert len(seen) == len(set(seen)) == ROWS // BATCH * BATCH
 

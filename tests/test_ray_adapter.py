@@ -134,17 +134,3 @@ def test_ray_data_and_train_shared_actors_start_on_request(ray_instance):
     ray_adapter.start_shared_actors()
     assert ray.get_actor("datasets_stats_actor", namespace="_dataset_stats_actor") is not None
     assert ray.get_actor("AutoscalingCoordinator", namespace="AutoscalingCoordinator") is not None
-
-
-def test_a_sweeps_driver_never_loads_torch():
-    """Only trials train: torch in the driver cost ~150 MiB of a sweep's memory (benchmarks/perf). The
-    TorchTrainer subclass is made on first use, in a trial of several workers."""
-    import subprocess
-    import sys
-
-    code = ("import sys, mmray.cli, mmray.orchestration.sweep, mmray.orchestration.trial; "
-            "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.'))[:3])")
-    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert loaded.strip() == "[]", loaded
-    assert ray_adapter.TrialTorchTrainer.__mro__[1].__module__.startswith("ray.train")
-

@@ -20,8 +20,10 @@ from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
 from mmray import storage
 from mmray.config import ResourcesConfig, TrialConfig
 from mmray.data import prepare
+from mmray.orchestration.ray_adapter import TrialTorchTrainer
 from mmray.orchestration.reporting import ReportForwarder, fit_reporting_to_tune, new_channel
 from mmray.orchestration.shard_source import read_dataset
+from mmray.orchestration.worker import TrialActorSession, train_loop_per_worker, train_trial
 
 
 def trains_in_trial_actor(resources: ResourcesConfig) -> bool:
@@ -36,15 +38,9 @@ def run_trial(config: dict) -> None:
                        log=lambda *_: None)
     trial = trial.model_copy(update={"trial_id": tune.get_context().get_trial_id(), "started_at": started_at,
                                      "data_dir": str(prepared.path)})
-    # Imported here: the training code loads torch, which the sweep's driver (it imports this module for the
-    # trainable) never needs (benchmarks/perf, memory)
-    from mmray.orchestration.worker import TrialActorSession, train_loop_per_worker, train_trial
-
     if trains_in_trial_actor(trial.resources):
         train_trial(trial, TrialActorSession())
         return
-    from mmray.orchestration.ray_adapter import TrialTorchTrainer
-
     resources = trial.resources
     # Only the training split streams through Ray Data, split among the workers by Train; rank 0 reads the
     # small, fixed evaluation sets itself (mmray.engine.evaluation.load_eval_sets).
