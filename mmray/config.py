@@ -61,6 +61,13 @@ class SearchDim(BaseModel):
     def kind(self) -> str:
         return next(k for k in DIM_KINDS if getattr(self, k) is not None)
 
+    @property
+    def size(self) -> builtins.int | None:
+        """How many values a choice or an integer range holds; None for a continuous range."""
+        if self.kind == "choice":
+            return len(self.choice)
+        return self.int[1] - self.int[0] + 1 if self.kind == "int" else None
+
     def sample_values(self) -> list[Any]:
         """Values that stand for the whole dimension when type-checking it against a parameter model."""
         return list(self.choice) if self.kind == "choice" else list(getattr(self, self.kind))

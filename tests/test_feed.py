@@ -14,7 +14,7 @@ import torch
 
 from mmray.data import prepare
 from mmray.data.shards import ROWS_PER_SHARD, read_split
-from mmray.orchestration.feed import Prefetched, TrainFeed
+from mmray.orchestration.feed import Prefetched, TrainFeed, ray_data_blocks
 from mmray.orchestration.shard_source import ShardSource, read_dataset
 
 ROWS, BATCH = 3000, 64  # 3,000 rows: one shard file, so file order alone would not shuffle anything
@@ -33,16 +33,15 @@ def dataset(tmp_path_factory):
         ray.shutdown()
 
 
-def ray_data_blocks(prepared, seed=0):
-    dataset = read_dataset(prepared, "train", seed=seed)
-    return lambda: dataset.iter_batches(batch_size=None, batch_format="pyarrow")
+def ray_data_stream(prepared, seed=0):
+    return ray_data_blocks(read_dataset(prepared, "train", seed=seed))
 
 
 def in_process_blocks(prepared, seed=0):
     return ShardSource(prepared, "train", seed).read_epoch
 
 
-@pytest.fixture(params=[ray_data_blocks, in_process_blocks], ids=["ray-data", "in-process"])
+@pytest.fixture(params=[ray_data_stream, in_process_blocks], ids=["ray-data", "in-process"])
 def streams(request, dataset):
     return dataset, request.param(dataset)
 
@@ -92,8 +91,7 @@ def test_rows_over_whole_batches_at_a_block_end_join_the_next_block(dataset):
     prepared = dataset
     shard = read_dataset(prepared, "train", seed=0)
     shard.context.target_max_block_size = 190 * ShardSource(prepared, "train", seed=0).row_bytes
-    feed = TrainFeed(lambda: shard.iter_batches(batch_size=None, batch_format="pyarrow"), prepared.modalities,
-                     BATCH, window=1024, cache_bytes=0, seed=0)
+    feed = TrainFeed(ray_data_blocks(shard), prepared.modalities, BATCH, window=1024, cache_bytes=0, seed=0)
     seen = rows_seen(feed.epoch())
     assert len(seen) == len(set(seen)) == ROWS // BATCH * BATCH
 
@@ -128,7 +126,7 @@ def test_a_shard_damaged_after_preparing_names_the_file_and_the_rebuild(dataset,
         footer = int.from_bytes(f.read(4), "little")
         f.seek(4)
         f.write(b"\xff" * (size - footer - 12))  # every page, between the leading magic bytes and the footer
-    for blocks in (ray_data_blocks(prepared), in_process_blocks(prepared)):
+    for blocks in (ray_data_stream(prepared), in_process_blocks(prepared)):
         feed = TrainFeed(blocks, prepared.modalities, BATCH, window=1024, cache_bytes=0, seed=0)
         with pytest.raises(Exception, match=rf"(?s)shard {shard} cannot be read .*mmray data prepare synthetic-av"):
             list(feed.epoch())
@@ -158,4 +156,4 @@ def test_both_streams_read_every_file_once_an_epoch_in_the_same_new_order(datase
         assert sorted(order) == [0, 1, 2] and at == sum(map(len, files))
         orders.append(order)
     assert len({tuple(order) for order in orders}) > 1
-    assert epochs(ray_data_blocks(prepared, seed=5)) == in_process
+    assert epochs(ray_data_stream(prepared, seed=5)) == in_process

@@ -141,15 +141,14 @@ def short_sweep(args: dict) -> dict:
 def ingest_ray(args: dict) -> dict:
     """Ray Data -> TrainFeed, iteration only, as a TorchTrainer trial's worker streams its share of the split (a
     process connected to Ray, as this one is; a one-worker trial reads its shards itself)."""
-    from mmray.orchestration.feed import TrainFeed
+    from mmray.orchestration.feed import TrainFeed, ray_data_blocks
     from mmray.orchestration.shard_source import read_dataset
     from mmray.orchestration.sweep import ensure_ray
 
     prepared = _prepared(args)
     ensure_ray()
     shard = read_dataset(prepared, "train", seed=0).iterator()
-    feed = functools.partial(TrainFeed, lambda: shard.iter_batches(batch_size=None, batch_format="pyarrow"),
-                             prepared.modalities, args["batch_size"],
+    feed = functools.partial(TrainFeed, ray_data_blocks(shard), prepared.modalities, args["batch_size"],
                              window=args["shuffle_buffer"], seed=0)
     # Every epoch read from the shards (a shard too big to keep); then what a trial does: stream the first
     # epoch, keep the rows, serve later epochs from memory.

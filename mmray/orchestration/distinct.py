@@ -18,6 +18,7 @@ import math
 import numpy as np
 from ray.tune.search import Searcher
 from ray.tune.search.sample import Categorical, Domain, Integer
+from ray.tune.utils import flatten_dict
 
 # Proposals asked for before a repeat is run after all: a space TPE has narrowed to configurations all tried.
 ATTEMPTS = 3
@@ -35,7 +36,7 @@ class DistinctConfigurations(Searcher):
         self.attempts = attempts
         self.random = np.random.RandomState(seed)
         self.space: dict = {}
-        self.finite, self.size = False, 0
+        self.size = 0  # configurations in a finite space; 0 for a space with a continuous key
         self.seen: set[str] = set()
         self.inner_ids: dict[str, str] = {}  # Tune's trial id -> the id the searcher proposed it under
         self.drawn: dict[str, dict] = {}  # trials drawn here instead: their configuration
@@ -43,9 +44,9 @@ class DistinctConfigurations(Searcher):
     def set_search_properties(self, metric, mode, config, **spec) -> bool:
         self.space = _searched(config)
         domains = _domains(self.space)
-        self.finite = bool(domains) and all(isinstance(d, (Categorical, Integer)) for d in domains)
+        finite = bool(domains) and all(isinstance(d, (Categorical, Integer)) for d in domains)
         self.size = math.prod(len(d.categories) if isinstance(d, Categorical) else d.upper - d.lower
-                              for d in domains) if self.finite else 0
+                              for d in domains) if finite else 0
         done = self.searcher.set_search_properties(metric, mode, config, **spec)
         self._metric, self._mode = self.searcher.metric, self.searcher.mode
         return done
@@ -54,12 +55,12 @@ class DistinctConfigurations(Searcher):
         return self.searcher.set_max_concurrency(max_concurrent)
 
     def suggest(self, trial_id: str):
-        if self.finite and len(self.seen) >= self.size:  # every configuration has run: a repeat learns nothing
+        if self.size and len(self.seen) >= self.size:  # every configuration has run: a repeat learns nothing
             return Searcher.FINISHED
         for attempt in range(self.attempts):
             inner_id = f"{trial_id}-{attempt}" if attempt else trial_id
             config = self.searcher.suggest(inner_id)
-            if not isinstance(config, dict) or not self.finite:
+            if not isinstance(config, dict) or not self.size:
                 self.inner_ids[trial_id] = inner_id
                 return config
             if _key(config) not in self.seen:
@@ -87,7 +88,9 @@ class DistinctConfigurations(Searcher):
         if trial_id in self.drawn:
             config = self.drawn.pop(trial_id)
             value = (result or {}).get(self.metric)
-            self.searcher.add_evaluated_point(_flat(config), value, error=error or value is None)
+            # named as OptunaSearch names a nested space's keys
+            self.searcher.add_evaluated_point(flatten_dict(config, delimiter="/"), value,
+                                              error=error or value is None)
             return
         self.searcher.on_trial_complete(self.inner_ids.pop(trial_id, trial_id), result=result, error=error)
 
@@ -100,7 +103,7 @@ class DistinctConfigurations(Searcher):
             setattr(self, name, value)
 
 
-_STATE = ("random", "space", "finite", "size", "seen", "inner_ids", "drawn")
+_STATE = ("random", "space", "size", "seen", "inner_ids", "drawn")
 
 
 def _key(config: dict) -> str:
@@ -124,20 +127,6 @@ def _domains(space: dict) -> list[Domain]:
 
 
 def _sample(space: dict, random: np.random.RandomState) -> dict:
-    return {name: _sample(value, random) if isinstance(value, dict) else _plain(value.sample(random_state=random))
+    return {name: _sample(value, random) if isinstance(value, dict) else value.sample(random_state=random)
             for name, value in space.items()}
 
-
-def _plain(value):
-    return value.item() if isinstance(value, np.generic) else value
-
-
-def _flat(config: dict, prefix: str = "") -> dict:
-    """Optuna's names for a nested configuration: its path joined by '/', as OptunaSearch flattens a space."""
-    out = {}
-    for name, value in config.items():
-        if isinstance(value, dict):
-            out.update(_flat(value, f"{prefix}{name}/"))
-        else:
-            out[f"{prefix}{name}"] = value
-    return out

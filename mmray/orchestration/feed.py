@@ -31,8 +31,8 @@ class TrainFeed:
     """`epoch()` yields one epoch of full training batches of this worker's shard. `blocks()` returns the next
     epoch's blocks of the shard (Arrow tables): from Ray Data, or read in the trial's own process."""
 
-    def __init__(self, blocks: Callable[[], Iterable[pa.Table]], modalities: tuple[ModalitySpec, ...], batch_size: int, *, window: int,
-                 cache_bytes: int, seed: int):
+    def __init__(self, blocks: Callable[[], Iterable[pa.Table]], modalities: tuple[ModalitySpec, ...],
+                 batch_size: int, *, window: int, cache_bytes: int, seed: int):
         self.blocks = blocks
         self.modalities = modalities
         self.batch_size = batch_size
@@ -86,6 +86,11 @@ class TrainFeed:
         # next epoch, which Ray Data starts only when all of them ask for it.
         if _all_workers_agree(keep and bool(windows)):
             self.kept = {name: torch.cat([w[name] for w in windows]) for name in windows[0]}
+
+
+def ray_data_blocks(shard) -> Callable[[], Iterable[pa.Table]]:
+    """A Ray Data dataset's or shard's blocks as they come, one epoch per call: what TrainFeed cuts windows from."""
+    return lambda: shard.iter_batches(batch_size=None, batch_format="pyarrow")
 
 
 class Prefetched:

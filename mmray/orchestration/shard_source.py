@@ -73,7 +73,8 @@ class ShardSource(Datasource):
     def read_epoch(self) -> Iterator[pa.Table]:
         """The next epoch's blocks, read here, one per file in the epoch's order: what the read tasks of
         `read_dataset` stream, for a one-worker trial that reads its split itself. Ray Data would add a
-        stats actor, a coordinator actor and a read worker to the trial (~450 MiB, benchmarks/perf memory)."""
+        stats actor, a coordinator actor and a read worker to the trial (~300 MiB of a one-trial sweep's peak,
+        benchmarks/RESULTS.md)."""
         order = self.file_order(self._epochs_read)
         self._epochs_read += 1
         yield from _read_files([self.files[i] for i in order], self.filesystem, self.schema, self.fix)

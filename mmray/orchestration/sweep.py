@@ -327,12 +327,11 @@ def trial_scheduler(scheduler: SchedulerConfig, epochs: int):
 def trial_count(spec: SweepSpec) -> int:
     """Trials of one run's search (at most): search.num_samples, every combination of a grid search once, and
     TPE runs each configuration of a finite space once (mmray.orchestration.distinct)."""
-    dims = spec.search_space.values()
-    if spec.search.algorithm == "grid":
-        return math.prod(len(dim.choice) for dim in dims)
-    if spec.search.algorithm == "optuna" and dims and all(dim.kind in ("choice", "int") for dim in dims):
-        size = math.prod(len(dim.choice) if dim.kind == "choice" else dim.int[1] - dim.int[0] + 1 for dim in dims)
-        return min(spec.search.num_samples, size)
+    sizes = [dim.size for dim in spec.search_space.values()]
+    if spec.search.algorithm == "grid":  # every dimension a choice (validated)
+        return math.prod(sizes)
+    if spec.search.algorithm == "optuna" and sizes and None not in sizes:
+        return min(spec.search.num_samples, math.prod(sizes))
     return spec.search.num_samples
 
 

@@ -21,7 +21,7 @@ from mmray import storage
 from mmray.config import TrialConfig
 from mmray.data.shards import load_prepared
 from mmray.engine.training import build_method, seed_everything
-from mmray.orchestration.feed import TrainFeed
+from mmray.orchestration.feed import TrainFeed, ray_data_blocks
 from mmray.orchestration.shard_source import ShardSource
 from mmray.results import schema
 from mmray.results.artifacts import write_artifacts
@@ -73,8 +73,7 @@ class TrainWorkerSession:
         self.rank, self.world_size = context.get_world_rank(), context.get_world_size()
 
     def training_stream(self, prepared, seed: int):
-        shard = ray.train.get_dataset_shard("train")
-        return lambda: shard.iter_batches(batch_size=None, batch_format="pyarrow")
+        return ray_data_blocks(ray.train.get_dataset_shard("train"))
 
     def train_model(self, module: torch.nn.Module) -> torch.nn.Module:
         return ray.train.torch.prepare_model(module)
