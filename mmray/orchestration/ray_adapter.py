@@ -133,8 +133,10 @@ def actor_state(actor_id: str) -> str | None:
 
 
 def actor_classes() -> Counter[str]:
-    """How many actors of each class the GCS knows (live or dead) in the connected instance."""
-    return Counter(entry["ActorClassName"] for entry in _actor_table().values())
+    """How many actors of each class the GCS knows (live or dead) in the connected instance, by the class's own
+    name: the GCS records a qualified name for some classes and not others (`wrap_function.<locals>.ImplicitFunc`
+    or `ImplicitFunc` for the same Tune trainable, depending on how it was exported)."""
+    return Counter(entry["ActorClassName"].rsplit(".", 1)[-1] for entry in _actor_table().values())
 
 
 def start_shared_actors() -> None:
