@@ -58,12 +58,14 @@ class MemorySampler:
     sweep's ~15 processes it took ~30 CPU-seconds of a 100 s trial and slowed the trial's training passes 1.5x
     (so the overhead figure measured the sampler). So a background thread reads the cheap resident set sizes
     every `interval` seconds and reads PSS only when their sum has risen `step` above the sum at the last PSS
-    reading: PSS never exceeds RSS, and it rises with it."""
+    reading: PSS never exceeds RSS, and it rises with it. `peak_by_process`: each process's PSS at the peak
+    (MiB, by `process_label`), to say where the memory is."""
 
     pid: int
     interval: float = 0.25
     step: float = 0.05
     peak_bytes: int = 0
+    peak_by_process: dict[str, float] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def _processes(self) -> list[psutil.Process]:
@@ -74,24 +76,27 @@ class MemorySampler:
             return []
 
     @staticmethod
-    def _total(processes: list[psutil.Process], read) -> int:
-        total = 0
+    def _each(processes: list[psutil.Process], read) -> dict[str, int]:
+        sizes: dict[str, int] = {}
         for process in processes:
             try:
-                total += read(process)
+                label = f"{process_label(process)} ({process.pid})"
+                sizes[label] = read(process)
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 continue
-        return total
+        return sizes
 
     def _run(self) -> None:
         rss_at_last_pss = 0
         while not self._stop.is_set():
             processes = self._processes()
-            rss = self._total(processes, lambda p: p.memory_info().rss)
+            rss = sum(self._each(processes, lambda p: p.memory_info().rss).values())
             if rss > rss_at_last_pss * (1 + self.step):
                 rss_at_last_pss = rss
-                pss = self._total(processes, _pss)
-                self.peak_bytes = max(self.peak_bytes, pss)
+                each = self._each(processes, _pss)
+                if sum(each.values()) > self.peak_bytes:
+                    self.peak_bytes = sum(each.values())
+                    self.peak_by_process = {name: size / 2**20 for name, size in each.items()}
             self._stop.wait(self.interval)
 
     def __enter__(self) -> MemorySampler:
@@ -102,6 +107,18 @@ class MemorySampler:
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
+
+
+def process_label(process: psutil.Process) -> str:
+    """What a process of a sweep is: a Ray worker's title (ray::ImplicitFunc), a Python script's file name
+    (dashboard.py), a binary's name (raylet)."""
+    command = process.cmdline()
+    if not command:
+        return process.name()
+    if command[0].startswith("ray::"):
+        return command[0].split()[0]
+    script = next((part for part in command[1:] if part.endswith(".py")), None)
+    return Path(script).name if script and "python" in Path(command[0]).name else Path(command[0]).name
 
 
 def _pss(process: psutil.Process) -> int:
@@ -128,4 +145,5 @@ def run_child(mode: str, args: dict, env: dict | None = None, timeout: float = 1
     if process.returncode != 0 or not lines:
         raise RuntimeError(f"benchmark child {mode!r} exited {process.returncode}:\n{out[-3000:]}\n{err[-3000:]}")
     result = json.loads(lines[-1][len(RESULT_PREFIX):])
-    return {**result, "process_seconds": wall, "peak_pss_bytes": memory.peak_bytes}
+    return {**result, "process_seconds": wall, "peak_pss_bytes": memory.peak_bytes,
+            "peak_pss_mib_by_process": memory.peak_by_process}

@@ -163,7 +163,9 @@ def _overhead_summary(trials: list[dict], plains: list[dict]) -> dict:
     # ingest as training feels it: the share of each epoch's training pass spent waiting for the next batch
     first_wait = [t["data_wait_seconds"][0] / t["epoch_train_seconds"][0] for t in trials]
     later_wait = [w / e for t in trials for w, e in zip(t["data_wait_seconds"][1:], t["epoch_train_seconds"][1:])]
-    memory_ratio = trials[-1]["peak_pss_bytes"] / max(plains[-1]["peak_pss_bytes"], 1)
+    # peak memory: the median of the rounds on either side (a trial's peak moves by ~100 MiB run to run)
+    plain_peak, sweep_peak = (statistics.median(r["peak_pss_bytes"] for r in runs) / 2**20 for runs in (plains, trials))
+    memory_ratio = sweep_peak / plain_peak
     return {
         "ratios": ratios, "ratio": ratio, "goal": "<= 1.05", "met": ratio <= 1.05,
         "trial_only_ratios": [t["trial_seconds"][0] / plain for t, plain in zip(trials, neighbours)],
@@ -183,10 +185,24 @@ def _overhead_summary(trials: list[dict], plains: list[dict]) -> dict:
         "trial_epoch_train_seconds_each": [t["epoch_train_seconds"] for t in trials],
         "epoch_train_ratios": epoch_ratios, "epoch_train_ratio": statistics.median(epoch_ratios),
         "plain_val_fused_acc": plains[-1]["val_fused_acc"], "trial_val_fused_acc": trials[-1]["val_fused_acc"],
-        "memory": {"plain_peak_pss_mib": plains[-1]["peak_pss_bytes"] / 2**20,
-                   "sweep_peak_pss_mib": trials[-1]["peak_pss_bytes"] / 2**20,
+        "memory": {"plain_peak_pss_mib": plain_peak, "sweep_peak_pss_mib": sweep_peak,
+                   "plain_peak_pss_mib_each": [p["peak_pss_bytes"] / 2**20 for p in plains],
+                   "sweep_peak_pss_mib_each": [t["peak_pss_bytes"] / 2**20 for t in trials],
+                   # where a sweep's memory is at its peak: the process of the median round's sweep
+                   "sweep_peak_by_process": _median_run(trials)["peak_pss_mib_by_process"],
                    "ratio": memory_ratio, "goal": "<= 1.5", "met": memory_ratio <= 1.5},
     }
+
+
+def _memory_text(mem: dict) -> str:
+    where = sorted(mem["sweep_peak_by_process"].items(), key=lambda item: -item[1])
+    return (f"Peak memory (PSS): plain runs {', '.join(f'{x:.0f}' for x in mem['plain_peak_pss_mib_each'])} MiB, "
+            f"sweeps {', '.join(f'{x:.0f}' for x in mem['sweep_peak_pss_mib_each'])} MiB; at the median sweep's "
+            "peak: " + ", ".join(f"{name} {mib:.0f}" for name, mib in where) + " MiB.")
+
+
+def _median_run(runs: list[dict]) -> dict:
+    return sorted(runs, key=lambda r: r["peak_pss_bytes"])[len(runs) // 2]
 
 
 def _short_rows(t: dict, label: str = "") -> list[str]:
@@ -203,7 +219,9 @@ def _overhead_rows(o: dict, label: str = "") -> list[str]:
             f"{min(o['ratios']):.2f}-{max(o['ratios']):.2f}x) | {statistics.median(o['submitted_seconds_each']):.1f} s "
             f"| {o['plain_fit_seconds']:.1f} s plain loop | {o['ratio']:.2f}x | {o['goal']} "
             f"| {'yes' if o['met'] else 'no'} |",
-            f"| peak memory{label} (PSS, all Ray processes) | {mem['sweep_peak_pss_mib']:.0f} MiB "
+            f"| peak memory{label} (PSS, all Ray processes; median of {len(mem['sweep_peak_pss_mib_each'])} "
+            f"rounds, spread {min(mem['sweep_peak_pss_mib_each']):.0f}-{max(mem['sweep_peak_pss_mib_each']):.0f} "
+            f"MiB) | {mem['sweep_peak_pss_mib']:.0f} MiB "
             f"| {mem['plain_peak_pss_mib']:.0f} MiB plain loop | {mem['ratio']:.2f}x | <= 1.5 "
             f"| {'yes' if mem['ratio'] <= 1.5 else 'no'} |",
             f"| waiting for data{label}, share of an epoch's training pass (first epoch; later epochs) "
@@ -357,7 +375,8 @@ def write(results: dict, out_dir: Path) -> None:
                   f"{seconds(o['submitted_seconds_each'])} s (ratios "
                   f"{', '.join(f'{x:.2f}x' for x in o['ratios'])}). Waiting for data: first epochs "
                   + ", ".join(f"{x:.1%}" for x in o["first_epoch_wait_shares"]) + "; later epochs "
-                  + ", ".join(f"{x:.1%}" for x in o["later_epoch_wait_shares"]) + "."
+                  + ", ".join(f"{x:.1%}" for x in o["later_epoch_wait_shares"]) + ". "
+                  + _memory_text(o["memory"])
                   + (f" Before (--before checkout, alternated in the same rounds): trials "
                      f"{seconds(o[BEFORE]['trial_seconds_each'])} s, from Ray up "
                      f"{seconds(o[BEFORE]['submitted_seconds_each'])} s (ratios "
