@@ -76,12 +76,21 @@ class MemorySampler:
             return []
 
     @staticmethod
-    def _each(processes: list[psutil.Process], read) -> dict[str, int]:
+    def _total_rss(processes: list[psutil.Process]) -> int:
+        total = 0
+        for process in processes:
+            try:
+                total += process.memory_info().rss
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+        return total
+
+    @staticmethod
+    def _pss_each(processes: list[psutil.Process]) -> dict[str, int]:
         sizes: dict[str, int] = {}
         for process in processes:
             try:
-                label = f"{process_label(process)} ({process.pid})"
-                sizes[label] = read(process)
+                sizes[f"{process_label(process)} ({process.pid})"] = _pss(process)
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 continue
         return sizes
@@ -90,10 +99,10 @@ class MemorySampler:
         rss_at_last_pss = 0
         while not self._stop.is_set():
             processes = self._processes()
-            rss = sum(self._each(processes, lambda p: p.memory_info().rss).values())
+            rss = self._total_rss(processes)
             if rss > rss_at_last_pss * (1 + self.step):
                 rss_at_last_pss = rss
-                each = self._each(processes, _pss)
+                each = self._pss_each(processes)
                 if sum(each.values()) > self.peak_bytes:
                     self.peak_bytes = sum(each.values())
                     self.peak_by_process = {name: size / 2**20 for name, size in each.items()}
