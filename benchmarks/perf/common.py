@@ -76,21 +76,11 @@ class MemorySampler:
             return []
 
     @staticmethod
-    def _total_rss(processes: list[psutil.Process]) -> int:
-        total = 0
+    def _read(processes: list[psutil.Process], read) -> dict[psutil.Process, int]:
+        sizes = {}
         for process in processes:
             try:
-                total += process.memory_info().rss
-            except (psutil.NoSuchProcess, psutil.AccessDenied):
-                continue
-        return total
-
-    @staticmethod
-    def _pss_each(processes: list[psutil.Process]) -> dict[str, int]:
-        sizes: dict[str, int] = {}
-        for process in processes:
-            try:
-                sizes[f"{process_label(process)} ({process.pid})"] = _pss(process)
+                sizes[process] = read(process)
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 continue
         return sizes
@@ -99,13 +89,13 @@ class MemorySampler:
         rss_at_last_pss = 0
         while not self._stop.is_set():
             processes = self._processes()
-            rss = self._total_rss(processes)
+            rss = sum(self._read(processes, lambda p: p.memory_info().rss).values())
             if rss > rss_at_last_pss * (1 + self.step):
                 rss_at_last_pss = rss
-                each = self._pss_each(processes)
-                if sum(each.values()) > self.peak_bytes:
-                    self.peak_bytes = sum(each.values())
-                    self.peak_by_process = {name: size / 2**20 for name, size in each.items()}
+                pss = self._read(processes, _pss)
+                if sum(pss.values()) > self.peak_bytes:  # labelled only at a new peak
+                    self.peak_bytes = sum(pss.values())
+                    self.peak_by_process = {process_label(p): size / 2**20 for p, size in pss.items()}
             self._stop.wait(self.interval)
 
     def __enter__(self) -> MemorySampler:
@@ -119,15 +109,18 @@ class MemorySampler:
 
 
 def process_label(process: psutil.Process) -> str:
-    """What a process of a sweep is: a Ray worker's title (ray::ImplicitFunc), a Python script's file name
-    (dashboard.py), a binary's name (raylet)."""
-    command = process.cmdline()
-    if not command:
-        return process.name()
+    """What a process of a sweep is, with its pid: a Ray worker's title (ray::ImplicitFunc), a Python script's
+    file name (dashboard.py), a binary's name (raylet)."""
+    try:
+        command = process.cmdline() or [process.name()]
+    except (psutil.NoSuchProcess, psutil.AccessDenied):  # ended since its memory was read
+        return f"ended ({process.pid})"
     if command[0].startswith("ray::"):
-        return command[0].split()[0]
-    script = next((part for part in command[1:] if part.endswith(".py")), None)
-    return Path(script).name if script and "python" in Path(command[0]).name else Path(command[0]).name
+        name = command[0].split()[0]
+    else:
+        script = next((part for part in command[1:] if part.endswith(".py")), None)
+        name = Path(script).name if script and "python" in Path(command[0]).name else Path(command[0]).name
+    return f"{name} ({process.pid})"
 
 
 def _pss(process: psutil.Process) -> int:
