@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -20,10 +21,13 @@ def test_quick_bench_writes_every_figure(tmp_path):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     results = json.loads((tmp_path / "RESULTS.json").read_text())
     sections = results["sections"]
-    assert set(sections) == {"short", "overhead", "ingest", "search", "scaling", "augment"}
+    assert set(sections) == {"short", "cores", "overhead", "ingest", "search", "scaling", "augment"}
     assert all(section["ratio"] > 0 for section in sections.values())
     assert sections["overhead"]["first_batch_seconds"] > 0
     assert sections["short"]["completed_each"] == [sections["short"]["trials"]]  # every short trial ran
+    cores = sections["cores"]
+    assert cores["completed_each"] == [cores["trials"]] * 2
+    assert cores["default_most_at_once"] == min(4, os.cpu_count())  # the default sweep fills every CPU
     assert 0 <= sections["overhead"]["first_epoch_wait_share"] < 1
     assert sections["overhead"]["memory"]["sweep_peak_pss_mib"] > sections["overhead"]["memory"]["plain_peak_pss_mib"] > 0
     assert [run["nodes_used"] for run in sections["scaling"]["runs"]] == [1, 2, 1]  # the second node ran trials

@@ -168,6 +168,46 @@ def _free_until(done, seconds: float = 10.0) -> int:
     raise AssertionError(f"not done after {seconds} s of freeing ({freed} freed)")
 
 
+def test_default_concurrency_fills_the_cpus_with_one_worker_trials():
+    """One-CPU-worker trials read their own shards: every CPU trains. Trials fed by Ray Data keep one for reads."""
+    from mmray.config import ResourcesConfig
+    from mmray.orchestration.sweep import default_concurrency
+
+    assert default_concurrency(ResourcesConfig(), 2) == 2
+    assert default_concurrency(ResourcesConfig(cpus_per_worker=2), 5) == 2
+    assert default_concurrency(ResourcesConfig(workers_per_trial=2), 5) == 2  # (5 - 1) // 2
+    assert default_concurrency(ResourcesConfig(gpus_per_worker=1), 2) == 1
+    assert default_concurrency(ResourcesConfig(cpus_per_worker=4), 2) == 1  # at least one
+
+
+def test_one_worker_trials_run_side_by_side_by_default(tmp_path, ray_session):
+    """No max_concurrent_trials on a 2-CPU instance: the two trials of a sweep train at the same time."""
+    import ray
+
+    if ray.cluster_resources().get("CPU", 0) < 2:
+        pytest.skip(f"the local Ray instance has {ray.cluster_resources().get('CPU')} CPU; two trials need 2")
+    spec = _spec(tmp_path, f"""
+name: side-by-side
+benchmarks:
+  - name: synthetic-av
+    params: {TINY_SYNTHETIC}
+methods: [pavlov]
+train: {{epochs: 3, batch_size: 64, probe_examples: 200}}
+method_params: {{pavlov: {{encoder_width: 8, hidden_dim: 32, latent_dim: 16}}}}
+search_space:
+  train.lr: {{choice: [1.0e-3, 3.0e-3]}}
+search: {{algorithm: grid, metric: val/fused_acc, mode: max}}
+scheduler: {{type: none}}
+""")
+    trials = api.load_results(api.run_sweep(spec, cache_dir=tmp_path / "cache", results_dir=tmp_path / "results",
+                                            report=False, log=lambda *_: None)).trials
+    assert len(trials) == 2 and (trials[schema.STATUS] == schema.STATUS_COMPLETED).all()
+    started = trials[schema.FINISHED_AT] - pd.to_timedelta(trials[schema.WALL_SECONDS], unit="s")
+    overlap = (trials[schema.FINISHED_AT].min() - started.max()).total_seconds()
+    assert overlap > 0.5 * trials[schema.WALL_SECONDS].min(), (
+        f"the trials overlapped {overlap:.1f} s of {list(trials[schema.WALL_SECONDS])} s: one ran after the other")
+
+
 def test_placement_groups_of_dead_controllers_are_freed(ray_session):
     """What a trial stopped by ASHA leaves: a controller that recorded its worker group's placement group and
     died without removing it. The driver's reaper removes that group and forgets it; a live controller's

@@ -120,7 +120,7 @@ def short_sweep(args: dict) -> dict:
         "methods": [args["method"]], "method_params": {args["method"]: args["method_params"]},
         "train": args["train"], "search": {"algorithm": "grid"}, "scheduler": {"type": "none"},
         "search_space": {"train.lr": {"choice": args["lrs"]}},
-        "resources": {"torch_threads": args["torch_threads"]},
+        "resources": {"torch_threads": args["torch_threads"], "max_concurrent_trials": args.get("concurrent")},
     }, "benchmarks/perf")
     _prepared(args)  # the shards exist before either clock starts, as for the plain loop
     results = Path(tempfile.mkdtemp(prefix="mmray-perf-short-")) / "short"
@@ -134,8 +134,23 @@ def short_sweep(args: dict) -> dict:
     return {"sweep_seconds": ended - started, "ray_start_seconds": ray_up - started,
             "submitted_seconds": ended - ray_up, "trials": len(trials),
             "completed": int((trials[schema.STATUS] == schema.STATUS_COMPLETED).sum()),
-            "trial_seconds": trials[schema.WALL_SECONDS].tolist(),
+            "trial_seconds": trials[schema.WALL_SECONDS].tolist(), "most_at_once": _most_at_once(trials),
             "best": float(epochs["val/fused_acc"].max())}
+
+
+def _most_at_once(trials) -> int:
+    """The most trials of the table that were running at one moment."""
+    import pandas as pd
+
+    from mmray.results import schema
+
+    started = trials[schema.FINISHED_AT] - pd.to_timedelta(trials[schema.WALL_SECONDS], unit="s")
+    events = sorted([(t, 1) for t in started] + [(t, -1) for t in trials[schema.FINISHED_AT]])
+    running, most = 0, 0
+    for _, step in events:  # an end sorts before a start at the same moment
+        running += step
+        most = max(most, running)
+    return most
 
 
 def ingest_ray(args: dict) -> dict:

@@ -8,8 +8,12 @@ Figures:
   short      many short trials, as ASHA makes them: 32 one-epoch pavlov trials on a small synthetic-av set (512
              pairs; learning rates drawn once, the sweep's grid), `mmray sweep` (Ray start-up included, and from
              the moment Ray is up) vs the same configurations in one plain in-process Optuna loop over fit_local,
-             both with one torch thread and OMP_NUM_THREADS=1 (a trial's worker has one CPU); alternated over 2
-             rounds; per-trial fixed cost = (sweep - plain) / N; goal <= 1.5x and <= 1 s a trial
+             both with one torch thread and OMP_NUM_THREADS=1 (a trial's worker has one CPU), one trial at a
+             time; alternated over 2 rounds; per-trial fixed cost = (sweep - plain) / N; goal <= 1.5x and <= 1 s a trial
+  cores      what a default sweep does with this machine's cores: the short section's trials with mmray's
+             default concurrency (a one-CPU trial per CPU) vs the same sweep one trial at a time (the default
+             before 2026-12-07 on 2 cores), and vs the plain loop given every core's threads; alternated over 3
+             rounds (no goal: reported)
   overhead   the same pavlov training on avmnist as a plain PyTorch loop over in-memory tensors vs a one-trial
              mmray sweep timed from the moment Ray is up (Tune submits the trial then), alternated over 3
              rounds; goal <= 1.05x; plus trial start -> first batch latency, the training passes' own ratio,
@@ -63,6 +67,7 @@ SHORT_TRIAL = {"benchmark": "synthetic-av", "method": "pavlov", "method_params":
                "torch_threads": 1}
 FULL = {
     "short": {**SHORT_TRIAL, "lrs": SHORT_LRS, "rounds": 2},
+    "cores": {**SHORT_TRIAL, "lrs": SHORT_LRS, "rounds": 3},
     "overhead": {"benchmark": "avmnist", "method": "pavlov", "method_params": {},
                  "benchmark_params": {"max_train": 12000, "max_eval": 2000, "n_val_images": 2000},
                  "train": {"epochs": 3, "batch_size": 128, "probe_examples": 4000}, "torch_threads": CORES,
@@ -82,6 +87,7 @@ FULL = {
 }
 QUICK = {
     "short": {**SHORT_TRIAL, "lrs": SHORT_LRS[:4], "rounds": 1},
+    "cores": {**SHORT_TRIAL, "lrs": SHORT_LRS[:4], "rounds": 1},
     "overhead": {**FULL["overhead"], "benchmark": "synthetic-av", "method_params": {"encoder_width": 8},
                  "benchmark_params": {"n_train": 400, "n_val": 100, "n_test": 100, "image_size": 16, "n_mels": 16,
                                       "frames": 16},
@@ -100,12 +106,15 @@ QUICK["augment"] = {**FULL["augment"], "benchmark": "synthetic-av", "rounds": 1,
 # mmray package first on the path), alternated round by round.
 THIS, BEFORE = "this", "before"
 CHECKOUTS: dict[str, str | None] = {THIS: None}
-SECTIONS = ("short", "overhead", "ingest", "search", "scaling", "augment")
+SECTIONS = ("short", "cores", "overhead", "ingest", "search", "scaling", "augment")
+
+
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}  # what Ray gives a 1-CPU trial's process
 
 
 def short(cfg: dict, mirror: str | None) -> dict:
-    one_thread = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}  # what Ray gives a 1-CPU trial's process
-    plains, sweeps = _alternated("short_plain", "short_sweep", cfg, env=one_thread)
+    # one trial at a time, as the one-thread plain loop runs them: the figure is what each trial costs
+    plains, sweeps = _alternated("short_plain", "short_sweep", {**cfg, "concurrent": 1}, env=ONE_THREAD)
     plain_seconds = [p["loop_seconds"] for p in plains]
     return {**_short_summary(sweeps[THIS], plain_seconds, len(cfg["lrs"])), "rounds": cfg["rounds"],
             **({BEFORE: _short_summary(sweeps[BEFORE], plain_seconds, len(cfg["lrs"]))} if BEFORE in sweeps else {}),
@@ -126,6 +135,24 @@ def _alternated(plain_mode: str, sweep_mode: str, args: dict, env: dict | None =
             sweeps[side].append(run_child(sweep_mode, args, env=env, pythonpath=tree))
         plains.append(run_child(plain_mode, args, env=env))
     return plains, sweeps
+
+
+def cores(cfg: dict, mirror: str | None) -> dict:
+    one_at_a_time, default, plain = [], [], []
+    for _ in range(cfg["rounds"]):  # alternated: this machine's speed drifts over minutes
+        one_at_a_time.append(run_child("short_sweep", {**cfg, "concurrent": 1}, env=ONE_THREAD))
+        default.append(run_child("short_sweep", {**cfg, "concurrent": None}, env=ONE_THREAD))
+        plain.append(run_child("short_plain", {**cfg, "torch_threads": CORES}))
+    speedups = [o["sweep_seconds"] / d["sweep_seconds"] for o, d in zip(one_at_a_time, default)]
+    against_plain = [d["sweep_seconds"] / p["loop_seconds"] for d, p in zip(default, plain)]
+    return {"trials": len(cfg["lrs"]), "rounds": cfg["rounds"], "cores": CORES,
+            "default_seconds_each": [d["sweep_seconds"] for d in default],
+            "one_at_a_time_seconds_each": [o["sweep_seconds"] for o in one_at_a_time],
+            "plain_seconds_each": [p["loop_seconds"] for p in plain],
+            "default_most_at_once": max(d["most_at_once"] for d in default),
+            "completed_each": [d["completed"] for d in default + one_at_a_time],
+            "speedups": speedups, "ratio": statistics.median(speedups),
+            "against_plain_ratios": against_plain, "against_plain": statistics.median(against_plain)}
 
 
 def _short_summary(sweeps: list[dict], plain_seconds: list[float], trials: int) -> dict:
@@ -338,6 +365,18 @@ def write(results: dict, out_dir: Path) -> None:
             lines += rows(s[name])
             if BEFORE in s[name]:
                 lines += rows(s[name][BEFORE], " - before (--before checkout, same rounds)")
+    if "cores" in s:
+        c = s["cores"]
+        lines.append(f"| {c['trials']} one-epoch trials on {c['cores']} cores, the default sweep "
+                     f"({c['default_most_at_once']} at once) vs one trial at a time (spread {min(c['speedups']):.2f}-{max(c['speedups']):.2f}x) "
+                     f"| {statistics.median(c['default_seconds_each']):.1f} s "
+                     f"| {statistics.median(c['one_at_a_time_seconds_each']):.1f} s one at a time "
+                     f"| {c['ratio']:.2f}x faster | - | - |")
+        lines.append(f"| the same default sweep vs the plain Optuna loop with {c['cores']} torch threads (spread "
+                     f"{min(c['against_plain_ratios']):.2f}-{max(c['against_plain_ratios']):.2f}x) "
+                     f"| {statistics.median(c['default_seconds_each']):.1f} s "
+                     f"| {statistics.median(c['plain_seconds_each']):.1f} s plain loop | {c['against_plain']:.2f}x "
+                     "| - | - |")
     if "ingest" in s:
         i = s["ingest"]
         lines.append(f"| ingest, rows/s, every epoch streamed from Parquet through Ray Data ({i['rows']} rows; "
@@ -401,6 +440,13 @@ def write(results: dict, out_dir: Path) -> None:
                      f"{t[BEFORE]['median_trial_seconds']:.2f} s." if BEFORE in t else "")
                   + " Both sides: one torch thread, "
                   "OMP_NUM_THREADS=1 and MKL_NUM_THREADS=1."]
+    if "cores" in s:
+        c = s["cores"]
+        lines += ["", f"Cores: per round, the sweep one trial at a time, the default sweep, the plain loop with "
+                  f"{c['cores']} threads: " + "; ".join(f"{o:.1f}, {d:.1f}, {p:.1f} s" for o, d, p in zip(
+                      c["one_at_a_time_seconds_each"], c["default_seconds_each"], c["plain_seconds_each"]))
+                  + f" (trials completed {', '.join(map(str, c['completed_each']))}); sweeps from before Ray starts "
+                  "to their end, one torch thread a trial."]
     if "ingest" in s:
         i = s["ingest"]
         rates = lambda runs: "; ".join(", ".join(f"{x:,.0f}" for x in run) for run in runs)  # noqa: E731

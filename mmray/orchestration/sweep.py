@@ -24,6 +24,7 @@ from ray.tune.search.optuna import OptunaSearch
 from mmray import storage
 from mmray.config import (
     BenchmarkEntry,
+    ResourcesConfig,
     SchedulerConfig,
     SearchConfig,
     SweepSpec,
@@ -89,11 +90,12 @@ def trial_resources(spec: SweepSpec) -> tune.PlacementGroupFactory:
     return tune.PlacementGroupFactory([{"CPU": 0.01}])
 
 
-def default_concurrency(spec: SweepSpec) -> int:
-    """As many trials as leave one CPU free for Ray Data reads, at least one."""
-    per_trial = spec.resources.workers_per_trial * spec.resources.cpus_per_worker
-    cpus = ray.cluster_resources().get("CPU", 1)
-    return max(1, int((cpus - 1) // per_trial))
+def default_concurrency(resources: ResourcesConfig, cpus: float) -> int:
+    """As many trials as `cpus` hold, at least one. Trials fed by Ray Data (several workers, or GPUs) leave one
+    CPU free for its reads; a one-CPU-worker trial reads its shards itself, in its own process."""
+    per_trial = resources.workers_per_trial * resources.cpus_per_worker
+    for_reads = 0 if trains_in_trial_actor(resources) else 1
+    return max(1, int((cpus - for_reads) // per_trial))
 
 
 def param_space(spec: SweepSpec, entry: BenchmarkEntry, method: str, seed: int, *, mirror, cache_dir,
@@ -168,7 +170,8 @@ def _run_tune(spec: SweepSpec, results_dir: Location, resume: bool, mirror, cach
         return [ResultsRecorder(results_dir, spec.name, spec.search.metric, spec.search.mode, log=log,
                                 max_epochs=max_epochs), *callbacks]
 
-    concurrency = spec.resources.max_concurrent_trials or default_concurrency(spec)
+    concurrency = (spec.resources.max_concurrent_trials
+                   or default_concurrency(spec.resources, ray.cluster_resources().get("CPU", 1)))
     trainable = tune.with_resources(run_trial, trial_resources(spec))
     first_seed, *other_seeds = spec.seeds
     runs, left_out = spec.runs()
