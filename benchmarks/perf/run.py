@@ -368,7 +368,8 @@ def write(results: dict, out_dir: Path) -> None:
     if "cores" in s:
         c = s["cores"]
         lines.append(f"| {c['trials']} one-epoch trials on {c['cores']} cores, the default sweep "
-                     f"({c['default_most_at_once']} at once) vs one trial at a time (spread {min(c['speedups']):.2f}-{max(c['speedups']):.2f}x) "
+                     f"({c['default_most_at_once']} at once) vs one trial at a time (spread "
+                     f"{min(c['speedups']):.2f}-{max(c['speedups']):.2f}x) "
                      f"| {statistics.median(c['default_seconds_each']):.1f} s "
                      f"| {statistics.median(c['one_at_a_time_seconds_each']):.1f} s one at a time "
                      f"| {c['ratio']:.2f}x faster | - | - |")
