@@ -53,10 +53,12 @@ def run(method: str, config: str, split: str, args) -> dict:
     prepared = prepare("avmnist", params, mirror=args.mirror, cache_dir=args.cache, log=lambda *a, **k: None)
     started = time.perf_counter()
     history = fit_local(method, prepared, train={"epochs": args.epochs, "batch_size": 128,
-                                                 "probe_examples": min(args.pairs, 10000)},
+                                                 "probe_examples": min(args.pairs, 10000),
+                                                 "batch_norm_stats": args.batch_norm_stats},
                         augment=augment, seed=args.seed, torch_threads=args.threads)
     last = history[-1]
-    return {"method": method, "config": config, "split": split, "seconds": time.perf_counter() - started,
+    return {"method": method, "config": config, "split": split, "batch_norm_stats": args.batch_norm_stats,
+            "seconds": time.perf_counter() - started,
             "epoch_train_seconds": [h["epoch_train_seconds"] for h in history],
             **{name: float(last[column]) for name, column in METRICS.items()}}
 
@@ -128,6 +130,9 @@ def main() -> int:
     parser.add_argument("--speakers", nargs="+", default=list(FSDD_SPEAKERS), choices=FSDD_SPEAKERS)
     parser.add_argument("--methods", nargs="+", default=["pavlov", "fusion"])
     parser.add_argument("--no-official", action="store_true", help="skip the official split")
+    parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=CONFIGS)
+    parser.add_argument("--batch-norm-stats", default="auto", choices=["auto", "training", "clean"],
+                        help="train.batch_norm_stats of every run (rows from before it existed: 'training')")
     parser.add_argument("--cpc-pairs", type=int, default=4000, help="cifar2-audio training pairs; 0 skips cpc")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
@@ -141,7 +146,7 @@ def main() -> int:
     done = {(r["split"], r["method"], r["config"]) for r in rows}
     for split in splits:
         for method in args.methods:
-            for config in CONFIGS:  # default and augmented alternate, split by split
+            for config in args.configs:  # default and augmented alternate, split by split
                 if (split, method, config) in done:
                     continue
                 rows.append(run(method, config, split, args))

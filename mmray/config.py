@@ -10,6 +10,7 @@ from __future__ import annotations
 import builtins
 import copy
 import difflib
+import itertools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -368,10 +369,15 @@ def _one_line(exc: ValidationError, source: str, model: type[BaseModel]) -> Spec
 
 
 def _check_params(model: type[BaseModel], values: dict[str, Any], source: str, what: str) -> None:
+    """Each field's type and range; a rule across fields (a model validator) is `_runnable_params`' to check,
+    with the values the search may draw for the others."""
     try:
         model.model_validate(values)
     except ValidationError as exc:
-        error = exc.errors()[0]
+        field_errors = [error for error in exc.errors() if error["loc"]]
+        if not field_errors:
+            return
+        error = field_errors[0]
         key = ".".join(str(part) for part in error["loc"])
         if error["type"] == "extra_forbidden":
             raise SpecError(f"{source}: {what} has no parameter '{key}' "
@@ -448,6 +454,8 @@ def validate_spec(spec: SweepSpec, source: str = "<spec>") -> SweepSpec:
             for value in dim.sample_values():
                 _check_params(model, {resolved.field: value}, f"{source}: search_space.{key}", what)
 
+    for method in spec.methods:
+        _runnable_params(spec, method, source)
     runs, left_out = spec.runs()
     if left_out and spec.pairs == "all":
         benchmark, method, reason = left_out[0]
@@ -508,6 +516,36 @@ def _check_search_algorithm(spec: SweepSpec, runs: list[tuple[BenchmarkEntry, st
                                     "range or set the value in the spec")
 
 
+# Enough combinations of the searched method fields' sample values to find one that builds, with room to spare.
+MAX_PARAM_COMBINATIONS = 4096
+
+
+def _runnable_params(spec: SweepSpec, method: str, source: str):
+    """The method's Params for its fixed method_params and the first combination of its searched fields' sample
+    values (choices, range ends) that satisfies every rule across fields; a SpecError when none does, since then
+    every trial would fail as it builds its model. A space where only some draws break a rule is the search's
+    to explore: those trials fail alone."""
+    from mmray.methods import METHODS
+
+    cls = METHODS.get(method)
+    fixed = dict(spec.method_params.get(method, {}))
+    searched = [(SearchKey.parse(key, spec.methods), dim) for key, dim in spec.search_space.items()]
+    searched = [(key.field, dim.sample_values()) for key, dim in searched
+                if key.section == "method" and key.applies_to(method) and key.field in cls.Params.model_fields]
+    first_error = None
+    for combination in itertools.islice(itertools.product(*(values for _, values in searched)),
+                                        MAX_PARAM_COMBINATIONS):
+        values = {**fixed, **{field: value for (field, _), value in zip(searched, combination)}}
+        try:
+            return cls.Params.model_validate(values)
+        except ValidationError as exc:
+            first_error = first_error or exc.errors()[0]["msg"].removeprefix("Value error, ")
+    where = f"method_params.{method} {fixed}" + (
+        f" with search_space's {', '.join(field for field, _ in searched)}" if searched else "")
+    raise SpecError(f"{source}: method {method}: {first_error}, for every configuration of {where}; change "
+                    "one of them so that a trial can build its model")
+
+
 def _modalities_used(spec: SweepSpec, entry: BenchmarkEntry, method: str, source: str) -> tuple:
     """The benchmark's modalities the method trains on with the spec's params (all, unless it takes a subset)."""
     from mmray.data.prepare import resolve_params
@@ -516,8 +554,7 @@ def _modalities_used(spec: SweepSpec, entry: BenchmarkEntry, method: str, source
     benchmark, params = resolve_params(entry.name, entry.params)
     cls = METHODS.get(method)
     try:
-        return cls.modalities_used(cls.Params.model_validate(spec.method_params.get(method, {})),
-                                   benchmark.modalities(params))
+        return cls.modalities_used(_runnable_params(spec, method, source), benchmark.modalities(params))
     except ValueError as error:
         raise SpecError(f"{source}: on {entry.name}, {error}") from None
 
@@ -531,8 +568,7 @@ def _check_weights(spec: SweepSpec, runs: list[tuple[BenchmarkEntry, str]], sour
     for entry, method in runs:
         cls = METHODS.get(method)
         try:
-            check_weights(cls, cls.Params.model_validate(spec.method_params.get(method, {})),
-                          _modalities_used(spec, entry, method, source))
+            check_weights(cls, _runnable_params(spec, method, source), _modalities_used(spec, entry, method, source))
         except MissingWeightsError as error:
             raise SpecError(f"{source}: on {entry.name}, {error}") from None
 
@@ -595,10 +631,21 @@ def _with_effective_values(spec: SweepSpec) -> SweepSpec:
     return spec.model_copy(update={
         "train": spec.train_params.model_dump(),
         "augment": AugmentParams.model_validate(spec.augment).model_dump(),
-        "method_params": {m: method_defaults(m, spec.method_params.get(m)) for m in spec.methods},
+        "method_params": {m: _fixed_with_defaults(m, spec.method_params.get(m)) for m in spec.methods},
         "benchmarks": [entry.model_copy(update={"params": resolve_params(entry.name, entry.params)[1].model_dump()})
                        for entry in spec.benchmarks],
     })
+
+
+def _fixed_with_defaults(method: str, params: dict | None) -> dict[str, Any]:
+    """`method_defaults`, or where only the searched fields' values satisfy a rule across fields (checked by
+    `_runnable_params`), the fixed values over the defaults as given."""
+    from mmray.methods import METHODS
+
+    try:
+        return method_defaults(method, params)
+    except ValidationError:
+        return with_defaults(METHODS.get(method).Params, params)
 
 
 def method_defaults(method: str, params: dict | None) -> dict[str, Any]:

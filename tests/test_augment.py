@@ -23,7 +23,7 @@ from mmray.data.spec import ModalitySpec
 from mmray.engine.batching import tensor_batches
 from mmray.engine.loop import EpochLoop
 from mmray.engine.params import TrainParams
-from mmray.engine.training import build_method
+from mmray.engine.training import build_method, recompute_batch_norm
 from mmray.errors import SpecError
 from mmray.methods.base import second_view
 from mmray.orchestration.sweep import param_space
@@ -273,3 +273,62 @@ def _write(folder, text: str):
     path = folder / "spec.yaml"
     path.write_text(text)
     return path
+
+
+def _small_synthetic(tmp_path):
+    return prepare("synthetic-av", {"n_train": 256, "n_val": 100, "n_test": 100, "image_size": 16, "n_mels": 16,
+                                    "frames": 16}, cache_dir=tmp_path, log=lambda *a, **k: None)
+
+
+def _batch_norms(module: torch.nn.Module) -> list[torch.nn.modules.batchnorm._BatchNorm]:
+    return [m for m in module.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+
+
+def test_recompute_batch_norm_averages_clean_batches_and_leaves_the_weights(tmp_path):
+    prepared = _small_synthetic(tmp_path)
+    torch.manual_seed(0)
+    module = build_method("pavlov", prepared.modalities, prepared.num_classes, {"encoder_width": 8})
+    batches = list(tensor_batches(read_split(prepared, "train"), 64, prepared.modalities))
+    first = _batch_norms(module)[0]
+    inputs = []  # what the first batch norm sees, batch by batch, from an eval-mode pass (only a conv before it)
+    hook = first.register_forward_pre_hook(lambda _, args: inputs.append(args[0].detach()))
+    with torch.no_grad():
+        module.eval()
+        for batch in batches[:2]:
+            module.embed(batch)
+    hook.remove()
+    dims = [0] + list(range(2, inputs[0].dim()))
+    expected = torch.stack([x.mean(dims) for x in inputs]).mean(0)  # equal batches: the average of batch means
+    weights = {k: v.clone() for k, v in module.state_dict().items() if "running" not in k and "num_batches" not in k}
+    momentum = first.momentum
+
+    assert recompute_batch_norm(module, batches, limit=128)  # two batches of 64 rows, the rest ignored
+    assert torch.allclose(first.running_mean, expected, atol=1e-5)
+    assert first.momentum == momentum and not module.training
+    assert all(torch.equal(v, module.state_dict()[k]) for k, v in weights.items())
+
+    class WithoutBatchNorm(torch.nn.Module):
+        def embed(self, batch):
+            raise AssertionError("nothing to re-estimate: no pass expected")
+
+    assert not recompute_batch_norm(WithoutBatchNorm(), batches)
+
+
+@pytest.mark.parametrize("augment, stats, recomputed", [
+    ({"audio": {"gain_db": 20.0}}, "auto", True),
+    ({"audio": {"gain_db": 20.0}}, "training", False),
+    ({}, "auto", False),
+    ({}, "clean", True),
+])
+def test_the_loop_evaluates_with_clean_batch_norm_statistics_when_it_augments(tmp_path, augment, stats, recomputed):
+    prepared = _small_synthetic(tmp_path)
+    torch.manual_seed(0)
+    module = build_method("pavlov", prepared.modalities, prepared.num_classes, {"encoder_width": 8})
+    loop = EpochLoop(module, TrainParams(epochs=1, batch_size=64, probe_examples=128, batch_norm_stats=stats),
+                     prepared, augment=AugmentParams.model_validate(augment))
+    train = read_split(prepared, "train")
+    next(loop.run(lambda _: tensor_batches(train, 64, prepared.modalities, shuffle=True, drop_last=True)))
+    evaluated = [norm.running_var.clone() for norm in _batch_norms(module)]
+    recompute_batch_norm(module, loop.eval_sets["probe"])  # what clean statistics of the probe pairs are
+    same = all(torch.allclose(a, norm.running_var, rtol=1e-4) for a, norm in zip(evaluated, _batch_norms(module)))
+    assert same == recomputed

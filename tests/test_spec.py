@@ -221,6 +221,23 @@ def test_unknown_method_params_parameter(tmp_path):
     assert "'latent'" in message and "latent_dim" in message
 
 
+def test_a_rule_across_method_fields_counts_the_values_the_search_draws(tmp_path):
+    # hidden_dim 32 below latent_dim's default 64: every trial would fail as it builds its model
+    message = load_error(write(tmp_path, spec_with(method_params={"pavlov": {"hidden_dim": 32}},
+                                                   search_space={"train.lr": {"loguniform": [1e-4, 1e-2]}})))
+    assert "latent_dim 64 must not exceed hidden_dim 32" in message and "method_params.pavlov" in message
+    # the same fixed hidden_dim with a searched latent_dim that fits it: fine, and sweep.yaml reads back
+    spec = load_spec(write(tmp_path, spec_with(method_params={"pavlov": {"hidden_dim": 32}},
+                                               search_space={"method.latent_dim": {"choice": [16, 32]}})))
+    assert spec.method_params["pavlov"]["hidden_dim"] == 32
+    assert parse_spec(yaml.safe_load(yaml.safe_dump(spec.model_dump(mode="json")))) == spec
+    # a space where only some draws break the rule is the search's to explore (those trials fail alone)
+    load_spec(write(tmp_path, spec_with(search_space={"pavlov.hidden_dim": {"choice": [32, 8]}},
+                                        method_params={"pavlov": {"latent_dim": 16}})))
+    message = load_error(write(tmp_path, spec_with(search_space={"pavlov.hidden_dim": {"choice": [16, 8]}})))
+    assert "must not exceed hidden_dim" in message and "search_space's hidden_dim" in message
+
+
 def test_bad_benchmark_params(tmp_path):
     data = spec_with(benchmarks=[{"name": "synthetic-av", "params": {"n_trian": 10}}])
     with pytest.raises(SpecError) as info:

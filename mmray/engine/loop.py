@@ -18,7 +18,7 @@ from mmray.data.text import load_tokenizer
 from mmray.engine.evaluation import Evaluation, input_contents, load_eval_sets, wav_writers
 from mmray.engine.params import TrainParams
 from mmray.engine.schedule import lr_scheduler
-from mmray.engine.training import train_epoch
+from mmray.engine.training import recompute_batch_norm, train_epoch
 from mmray.methods.base import Batch, Method
 
 
@@ -34,7 +34,8 @@ class EpochLoop:
 
     `train_model` is what the training pass calls: the method itself, or a DistributedDataParallel wrapper of
     it in a multi-worker trial (its hooks must see the pass). Evaluation and checkpoints use the method.
-    `augment` applies to the training batches only, drawn from `augment_seed` and the epoch (mmray.augment)."""
+    `augment` applies to the training batches only, drawn from `augment_seed` and the epoch (mmray.augment);
+    batch norm then evaluates with statistics of clean inputs unless `params.batch_norm_stats` says otherwise."""
 
     def __init__(self, module: Method, params: TrainParams, prepared: PreparedData, *, evaluate: bool = True,
                  train_model: torch.nn.Module | None = None, augment: AugmentParams | None = None,
@@ -43,6 +44,8 @@ class EpochLoop:
         self.augmenter = Augmenter.build(augment, module.modalities, prepared.manifest, augment_seed,
                                          module.wants_two_views)
         self.train_model = train_model if train_model is not None else module
+        self.clean_batch_norm = params.batch_norm_stats == "clean" or (
+            params.batch_norm_stats == "auto" and self.augmenter is not None)
         self.optimizer = torch.optim.AdamW(module.param_groups(params.lr), lr=params.lr,
                                            weight_decay=params.weight_decay)
         self.scheduler = None
@@ -90,6 +93,8 @@ class EpochLoop:
             metrics["data_wait_seconds"] = waited[0]
             evaluation = None
             if self.eval_sets is not None:
+                if self.clean_batch_norm:
+                    recompute_batch_norm(self.module, self.eval_sets["probe"])
                 evaluation = Evaluation(self.module, self.eval_sets, self.names, self.tokenizer, self.contents,
                                         self.wav)
                 metrics.update(evaluation.metrics)

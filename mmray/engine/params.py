@@ -26,3 +26,7 @@ class TrainParams(BaseModel):
                                   "when it is at most this big, so later epochs need no reading; 0 = stream always")
     probe_examples: int = Field(10000, ge=100, description="training pairs embedded to fit the linear probes")
     eval_examples: int | None = Field(None, description="cap on val/test pairs evaluated; None = all")
+    batch_norm_stats: Literal["auto", "training", "clean"] = Field(
+        "auto", description="what batch norm normalises with at evaluation: 'training', the running averages of "
+        "the training batches; 'clean', re-estimated before each evaluation from un-augmented training pairs "
+        "(the probe pairs); 'auto', clean when the trial augments its training batches, training otherwise")

@@ -79,6 +79,42 @@ def train_epoch(model: torch.nn.Module, batches: Iterable[Batch], optimizer: tor
     return {key: total / count for key, total in sums.items()}
 
 
+# Enough rows for stable per-channel means and variances; a few batches' forward passes, no more.
+CLEAN_BATCH_NORM_ROWS = 4096
+
+
+@torch.no_grad()
+def recompute_batch_norm(model: Method, batches: Iterable[Batch], limit: int = CLEAN_BATCH_NORM_ROWS) -> bool:
+    """Replace every batch-norm layer's running statistics with their plain average over `batches` (up to
+    `limit` rows), run through the encoders as evaluation runs them (`embed`). Training on augmented batches
+    leaves running statistics of augmented inputs, which evaluation then applies to clean ones. The weights
+    are untouched; returns False (and changes nothing) when the model has no batch norm."""
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return False
+    momenta = [norm.momentum for norm in norms]
+    model.eval()
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # a cumulative average: every batch counts the same
+        norm.train()
+    try:
+        seen = 0
+        for batch in batches:
+            rows = len(batch["label"])
+            if seen + rows > limit:
+                batch = {key: value[:limit - seen] for key, value in batch.items()}
+            model.embed(batch)
+            seen += len(batch["label"])
+            if seen >= limit:
+                break
+    finally:
+        for norm, momentum in zip(norms, momenta):
+            norm.momentum = momentum
+        model.eval()
+    return True
+
+
 @torch.no_grad()
 def embed_all(model: Method, batches: Iterable[Batch], limit: int | None = None
               ) -> tuple[dict[str, np.ndarray], np.ndarray]:

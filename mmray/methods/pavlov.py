@@ -16,7 +16,7 @@ import itertools
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field
+from pydantic import Field, model_validator
 from torch import nn
 
 from mmray.methods.base import Batch, Method, MethodParams, pictured, second_view
@@ -37,6 +37,12 @@ class PavlovParams(MethodParams):
                                             "trace(R_a^T R_b)^2 over modality pairs (the seed: 0.01)")
     w_views: float = 1.0  # InfoNCE between two augmented views of each modality (with augment.views: 2)
 
+    @model_validator(mode="after")
+    def _latent_within_hidden(self):
+        if self.latent_dim > self.hidden_dim:
+            raise ValueError(f"latent_dim {self.latent_dim} must not exceed hidden_dim {self.hidden_dim}")
+        return self
+
 
 class Pavlov(Method):
     name = "pavlov"
@@ -47,8 +53,6 @@ class Pavlov(Method):
     def __init__(self, modalities, num_classes: int, params: PavlovParams):
         super().__init__(modalities, num_classes, params)
         p = params
-        if p.latent_dim > p.hidden_dim:
-            raise ValueError(f"pavlov: latent_dim {p.latent_dim} must not exceed hidden_dim {p.hidden_dim}")
         self.encoders = nn.ModuleDict({m.name: build_encoder(m, p.hidden_dim, p.encoder_width) for m in modalities})
         self.decoders = nn.ModuleDict({m.name: MLPDecoder(p.hidden_dim, m.shape) for m in modalities})
         self.encode = nn.Linear(p.hidden_dim, p.latent_dim, bias=False)
