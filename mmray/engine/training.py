@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
+from pydantic import ValidationError
 
 from mmray.data.spec import ModalitySpec
 from mmray.errors import MissingWeightsError
@@ -30,7 +31,12 @@ def build_method(name: str, modalities: tuple[ModalitySpec, ...], num_classes: i
     them, unless `allow_random_weights` lets those parts start from random weights (logged and recorded in
     the model's provenance). An exported model (`architecture`) brings its own weights."""
     cls = METHODS.get(name)
-    validated = cls.Params.model_validate(dict(params or {}))
+    try:
+        validated = cls.Params.model_validate(dict(params or {}))
+    except ValidationError as exc:  # one line, as a failed trial's error column shows it
+        problems = (("{}: ".format(".".join(map(str, e["loc"]))) if e["loc"] else "")
+                    + e["msg"].removeprefix("Value error, ") for e in exc.errors())
+        raise ValueError(f"{name}: {'; '.join(problems)}") from None
     if architecture:
         return cls(modalities, num_classes, validated, architecture=architecture)
     if not allow_random_weights:
