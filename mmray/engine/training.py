@@ -85,8 +85,9 @@ def train_epoch(model: torch.nn.Module, batches: Iterable[Batch], optimizer: tor
     return {key: total / count for key, total in sums.items()}
 
 
-# Enough rows for stable per-channel means and variances; a few batches' forward passes, no more.
-CLEAN_BATCH_NORM_ROWS = 4096
+# AV-MNIST pavlov: 1,024 rows cost 2 % of a 12,000-pair epoch and give statistics within 0.004 standard
+# deviations (means) and 3.3 % (variances) of 4,096 rows', which cost 10 %.
+CLEAN_BATCH_NORM_ROWS = 1024
 
 
 @torch.no_grad()
