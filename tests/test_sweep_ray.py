@@ -330,7 +330,9 @@ benchmarks:
 methods: [pavlov]
 train: {{epochs: 1, batch_size: 64, probe_examples: 200}}
 method_params: {{pavlov: {{encoder_width: 8, hidden_dim: 8, latent_dim: 16}}}}
-search: {{num_samples: 1}}
+# hidden_dim 32 would build (so the spec passes); the one trial takes the spec's 8, which cannot
+search_space: {{pavlov.hidden_dim: {{choice: [8, 32]}}}}
+search: {{num_samples: 1, first_trial: defaults}}
 """)
     with pytest.raises(MmrayError, match="no trial reported val/fused_acc .1 of 1 failed.*latent_dim 16 must not "
                                          "exceed hidden_dim 8"):
