@@ -201,10 +201,10 @@ def write_text(where: Location, text: str) -> None:
     write_bytes(where, text.encode("utf-8"))
 
 
-@_explained
 def read_parquet(where: Location, columns: list[str] | None = None) -> pd.DataFrame:
-    filesystem, path = resolve(where)
-    return pd.read_parquet(path, columns=columns, filesystem=filesystem)
+    """A Parquet table read from one open of the file: reading by path opens it more than once (its size,
+    then its pages), and a writer replacing it in between made the pages a different file's."""
+    return pd.read_parquet(io.BytesIO(read_bytes(where)), columns=columns)
 
 
 def write_parquet(where: Location, frame: pd.DataFrame) -> None:

@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from mmray import storage
 from mmray.results import schema
 
 pytestmark = pytest.mark.ray
@@ -66,16 +67,18 @@ def _kill_group(process: subprocess.Popen) -> None:
 
 def _epochs_kept(running_file: Path) -> int:
     try:
-        return len(pd.read_parquet(running_file))
+        return len(storage.read_parquet(running_file))  # one open: the sweep replaces the file as it goes
     except FileNotFoundError:  # its trial finished since the folder was listed
         return 0
 
 
 def test_resume_after_sigkill_reruns_nothing_and_loses_nothing(tmp_path):
-    # Epochs report ~2 s apart here: 8 of them leave time to see a trial part-way and kill the driver then.
-    epochs_per_trial = 8
+    # One trial at a time, each of 24 epochs (0.3-2 s apart, quiet machine to busy one): the next trial is still
+    # in its first half 2 s after one finishes, when the driver is killed.
+    epochs_per_trial = 24
     spec = _write_spec(tmp_path / "spec.yaml",
-                       train={"epochs": epochs_per_trial, "batch_size": 64, "probe_examples": 200})
+                       train={"epochs": epochs_per_trial, "batch_size": 64, "probe_examples": 200},
+                       resources={"max_concurrent_trials": 1})
     results, cache = tmp_path / "results", tmp_path / "cache"
     args = ["sweep", str(spec), "--results", str(results), "--cache", str(cache), "--no-report"]
     driver = _mmray(args)
@@ -89,7 +92,7 @@ def test_resume_after_sigkill_reruns_nothing_and_loses_nothing(tmp_path):
         while time.time() < deadline:
             if (results / schema.TRIALS_FILE).exists():
                 first_finished_at = first_finished_at or time.time()
-                finished = set(pd.read_parquet(results / schema.TRIALS_FILE)[schema.TRIAL_ID])
+                finished = set(storage.read_parquet(results / schema.TRIALS_FILE)[schema.TRIAL_ID])
                 # a finished trial's running file lasts a moment after its row is written: not that one
                 if time.time() - first_finished_at >= 2 and any(
                         f.stem not in finished and 1 <= _epochs_kept(f) <= epochs_per_trial // 2

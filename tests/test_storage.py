@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
 from pathlib import Path
 
 import pandas as pd
@@ -55,6 +56,27 @@ def test_a_write_replaces_the_whole_file(base):
     storage.write_text(target, "a long first version")
     storage.write_text(target, "short")
     assert storage.read_text(target) == "short"
+
+
+def test_a_table_read_while_it_is_replaced_is_one_whole_version(tmp_path):
+    target = tmp_path / "trials.parquet"
+    versions = [pd.DataFrame({"trial_id": [f"t{i}" for i in range(n)], "x": range(n)}) for n in (3, 3000)]
+    storage.write_parquet(target, versions[0])
+    stop = threading.Event()
+
+    def replace_again_and_again():
+        while not stop.is_set():
+            for frame in versions:
+                storage.write_parquet(target, frame)
+
+    writer = threading.Thread(target=replace_again_and_again)
+    writer.start()
+    try:
+        lengths = {len(storage.read_parquet(target)) for _ in range(300)}
+    finally:
+        stop.set()
+        writer.join()
+    assert lengths <= {3, 3000}
 
 
 def test_missing_things(base):
