@@ -23,7 +23,7 @@ from mmray import storage
 from mmray.augment.params import KINDS as AUGMENT_KINDS
 from mmray.augment.params import AugmentParams
 from mmray.engine.params import TrainParams
-from mmray.errors import SpecError
+from mmray.errors import SpecError, validation_problem
 from mmray.results import schema
 from mmray.storage import Location
 
@@ -539,7 +539,7 @@ def _runnable_params(spec: SweepSpec, method: str, source: str):
         try:
             return cls.Params.model_validate(values)
         except ValidationError as exc:
-            first_error = first_error or exc.errors()[0]["msg"].removeprefix("Value error, ")
+            first_error = first_error or validation_problem(exc.errors()[0])
     where = f"method_params.{method} {fixed}" + (
         f" with search_space's {', '.join(field for field, _ in searched)}" if searched else "")
     raise SpecError(f"{source}: method {method}: {first_error}, for every configuration of {where}; change "

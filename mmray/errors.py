@@ -23,3 +23,11 @@ class MissingWeightsError(MmrayError):
 
 class NoResultsError(MmrayError, FileNotFoundError):
     """A folder that holds no finished trial's results (not a sweep's, or one whose first trial has not ended)."""
+
+
+def validation_problem(error: dict) -> str:
+    """One error of a pydantic ValidationError as 'field: message', or the message alone for a rule across
+    fields (a model validator), without pydantic's 'Value error, ' prefix."""
+    field = ".".join(str(part) for part in error["loc"])
+    message = error["msg"].removeprefix("Value error, ")
+    return f"{field}: {message}" if field else message

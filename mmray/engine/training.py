@@ -11,7 +11,7 @@ import torch
 from pydantic import ValidationError
 
 from mmray.data.spec import ModalitySpec
-from mmray.errors import MissingWeightsError
+from mmray.errors import MissingWeightsError, validation_problem
 from mmray.methods import METHODS
 from mmray.methods.base import Batch, Method
 
@@ -34,9 +34,7 @@ def build_method(name: str, modalities: tuple[ModalitySpec, ...], num_classes: i
     try:
         validated = cls.Params.model_validate(dict(params or {}))
     except ValidationError as exc:  # one line, as a failed trial's error column shows it
-        problems = (("{}: ".format(".".join(map(str, e["loc"]))) if e["loc"] else "")
-                    + e["msg"].removeprefix("Value error, ") for e in exc.errors())
-        raise ValueError(f"{name}: {'; '.join(problems)}") from None
+        raise ValueError(f"{name}: {'; '.join(validation_problem(e) for e in exc.errors())}") from None
     if architecture:
         return cls(modalities, num_classes, validated, architecture=architecture)
     if not allow_random_weights:
