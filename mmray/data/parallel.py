@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -40,7 +41,9 @@ def map_files(fn: Callable[[T], R], items: Sequence[T], raw, *, desc: str,
         if workers == 1 or len(chunks) == 1:
             done = (_run_chunk(fn, c) for c in chunks)
         else:
-            pool = ProcessPoolExecutor(max_workers=workers)
+            # forkserver, not fork: the caller may hold threads (torch's, Ray's, a test runner's) whose locks a
+            # forked child would inherit held and wait on forever.
+            pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("forkserver"))
             done = pool.map(_run_chunk, [fn] * len(chunks), chunks)
         try:
             for outcomes in done:
