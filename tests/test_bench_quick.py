@@ -32,7 +32,8 @@ def test_quick_bench_writes_every_figure(tmp_path):
     assert sections["overhead"]["memory"]["sweep_peak_pss_mib"] > sections["overhead"]["memory"]["plain_peak_pss_mib"] > 0
     assert [run["nodes_used"] for run in sections["scaling"]["runs"]] == [1, 2, 1]  # the second node ran trials
     assert all(s["random_epochs"] for t in sections["search"]["tables"].values() for s in t["per_seed"])
+    assert all(r["clean_statistics"] > 0 for r in sections["augment"]["rounds"])  # the re-estimate ran
     table = (tmp_path / "RESULTS.md").read_text()
     for figure in ("one-epoch trials", "long trial", "waiting for data", "peak memory", "ingest", "epochs to random search's best", "trials per hour",
-                   "augmentation, seconds per pavlov epoch"):
+                   "augmentation + clean batch-norm statistics, seconds per pavlov epoch"):
         assert figure in table

@@ -33,9 +33,9 @@ Figures:
              core of its own; one node, two nodes, one node again, each sweep the same number of waves of
              trials; goal >= 1.8x
   memory     peak PSS of the one-trial sweep (all Ray processes) vs the plain loop (no goal: reported)
-  augment    seconds an AV-MNIST pavlov epoch's batches spend in augmentation (the speaker hold-out benchmark's
-             augmented configuration, two views) against a plain training epoch, 2 threads, alternated over 3
-             rounds (augment_cost.py); goal <= 0.15x
+  augment    seconds augmenting adds to an AV-MNIST pavlov epoch (the speaker hold-out benchmark's augmented
+             configuration, two views; plus the clean batch-norm statistics re-estimated before evaluation)
+             against a plain training epoch, 2 threads, alternated over 3 rounds (augment_cost.py); goal <= 0.15x
 """
 
 from __future__ import annotations
