@@ -140,11 +140,11 @@ class BenchmarkEntry(BaseModel):
 
 class SearchConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-    # random, not optuna: with ASHA (the scheduler's default) random search reached random search's best in 2.8x
-    # and 2.6x fewer epochs (geometric mean, 100 seeds) on benchmarks/perf's pavlov and fusion tables, TPE + ASHA
-    # in 2.2x and 2.5x (20 seeds; README, Search)
+    # optuna (TPE, multivariate, 5 start-up trials) under ASHA (the scheduler's default) reached random search's
+    # best in 3.78x and 2.97x fewer epochs than random search (geometric mean, 200 seeds, benchmarks/perf's pavlov
+    # and fusion tables); random search under ASHA in 2.33x and 2.47x (README, Search)
     # grid: every combination of the search_space's choices, once each (they must all be choices)
-    algorithm: Literal["optuna", "random", "grid"] = "random"
+    algorithm: Literal["optuna", "random", "grid"] = "optuna"
     metric: str = "val/fused_acc"
     mode: Literal["max", "min"] | None = Field(None, description="left out: the metric's direction in the "
                                                "results schema (validate_spec refuses a mode against it)")
@@ -153,8 +153,8 @@ class SearchConfig(BaseModel):
     repeat_top: int = Field(1, ge=1, description="with several seeds: how many of the best configurations the "
                             "search found (on the first seed) are re-run on every other seed")
     # Optuna's TPE (algorithm optuna); with trials running concurrently it always uses the constant liar
-    startup_trials: int = Field(10, ge=1, description="TPE: trials drawn at random before it models the space")
-    multivariate: bool = Field(False, description="TPE: model the searched parameters jointly (grouped), not "
+    startup_trials: int = Field(5, ge=1, description="TPE: trials drawn at random before it models the space")
+    multivariate: bool = Field(True, description="TPE: model the searched parameters jointly (grouped), not "
                                "each on its own")
     max_epochs: int | None = Field(None, ge=1, description="an epoch budget: the search stops once its trials "
                                    "have run this many epochs in all (None: num_samples trials, however long)")

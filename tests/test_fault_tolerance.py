@@ -133,8 +133,10 @@ def test_resume_after_sigkill_reruns_nothing_and_loses_nothing(tmp_path):
 
 
 def test_worker_crash_retries_from_checkpoint_and_failed_trials_are_recorded(tmp_path):
-    # hidden_dim 8 < latent_dim 16: such a trial fails for good when its model is built; 32 trains.
-    spec = _write_spec(tmp_path / "spec.yaml", search_space={"pavlov.hidden_dim": {"choice": [32, 8]}},
+    # hidden_dim 8 < latent_dim 16: such a trial fails for good when its model is built; 32 trains. Four
+    # configurations: random search never runs one twice.
+    spec = _write_spec(tmp_path / "spec.yaml", search_space={"pavlov.hidden_dim": {"choice": [32, 8]},
+                                                             "train.lr": {"choice": [1e-3, 2e-3]}},
                        search={"algorithm": "random", "num_samples": 4, "seed": 1})
     results = tmp_path / "results"
     output = _finish(_mmray(["sweep", str(spec), "--results", str(results), "--cache", str(tmp_path / "cache")],

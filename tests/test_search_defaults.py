@@ -18,22 +18,25 @@ from mmray.orchestration.sweep import EpochBudget, search_algorithm, trial_sched
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks" / "perf"))
 
 
-def test_the_default_is_random_search_under_asha_with_reduction_factor_3():
+def test_the_default_is_multivariate_tpe_under_asha_with_reduction_factor_3():
     spec = parse_spec({"name": "d", "benchmarks": ["synthetic-av"], "methods": ["pavlov"]})
-    assert spec.search.algorithm == "random" and spec.search.max_epochs is None
+    assert spec.search.algorithm == "optuna" and spec.search.max_epochs is None
+    assert (spec.search.multivariate, spec.search.startup_trials) == (True, 5)
     assert (spec.scheduler.type, spec.scheduler.grace_period, spec.scheduler.reduction_factor,
             spec.scheduler.brackets) == ("asha", 1, 3.0, 1)
-    assert isinstance(search_algorithm(spec.search, seed=0, concurrency=1), BasicVariantGenerator)
+    searcher = search_algorithm(spec.search, seed=0, concurrency=1)
+    assert isinstance(searcher, DistinctConfigurations) and isinstance(searcher.searcher, OptunaSearch)
+    assert searcher.searcher._sampler._multivariate and searcher.searcher._sampler._n_startup_trials == 5
     scheduler = trial_scheduler(spec.scheduler, epochs=12)
     assert isinstance(scheduler, AsyncHyperBandScheduler)
     assert [milestone for milestone, _ in scheduler._brackets[0]._rungs] == [9, 3, 1]
 
 
 def test_tpe_options_reach_the_sampler():
-    one = search_algorithm(SearchConfig(algorithm="optuna", startup_trials=5, multivariate=True, seed=2), 1, 1)
+    one = search_algorithm(SearchConfig(algorithm="optuna", startup_trials=7, multivariate=False, seed=2), 1, 1)
     assert isinstance(one, DistinctConfigurations) and isinstance(one.searcher, OptunaSearch)
     sampler = one.searcher._sampler
-    assert sampler._n_startup_trials == 5 and sampler._multivariate and sampler._group
+    assert sampler._n_startup_trials == 7 and not sampler._multivariate and not sampler._group
     assert not sampler._constant_liar
     assert search_algorithm(SearchConfig(algorithm="optuna"), 0, concurrency=2).searcher._sampler._constant_liar
     # without a searched space there is nothing for TPE to model: the seeded generator runs the fixed config
@@ -139,3 +142,45 @@ def test_a_continuous_space_is_passed_through_and_the_state_survives_a_restore(t
     assert len(restored.searcher._ot_study.trials) == len(searcher.searcher._ot_study.trials)
     rest = _run(restored, 2, lambda config: config["width"])
     assert sorted(c["width"] for c in first + rest) == [8, 16, 32, 64]
+
+
+def _random(space: dict, seed: int = 0, first: dict | None = None) -> DistinctConfigurations:
+    searcher = search_algorithm(SearchConfig(algorithm="random", seed=seed, metric="m", mode="max"), 0, 1,
+                                first=first)
+    searcher.set_search_properties("m", "max", space)
+    return searcher
+
+
+def test_random_search_runs_each_configuration_of_a_finite_space_once_then_ends(tmp_path):
+    """Tune's random search draws repeats (here: fewer than 8 distinct configurations in 8 draws of 8);
+    mmray's draws every configuration once, seeded, its first trial where asked, then ends; a restored
+    search goes on with the configurations not yet run."""
+    from ray import tune
+    from ray.tune.search import SearchGenerator
+    from ray.tune.search.sample import _BackwardsCompatibleNumpyRng
+    from ray.tune.search.variant_generator import generate_variants
+
+    space = {"method": {"width": tune.choice([8, 16, 32, 64])}, "train": {"lr": tune.choice([1e-3, 1e-2])}}
+    rng = _BackwardsCompatibleNumpyRng(0)
+    tune_draws = [next(generate_variants({"config": space}, random_state=rng))[1]["config"] for _ in range(8)]
+    assert len({str(c) for c in tune_draws}) < 8
+    configs = _run(_random(space), 8, lambda config: 0.0)
+    assert len({str(c) for c in configs}) == 8
+    assert configs == _run(_random(space), 8, lambda config: 0.0)  # seeded
+    assert configs != _run(_random(space, seed=1), 8, lambda config: 0.0)
+    searcher = _random(space)
+    _run(searcher, 8, lambda config: 0.0)
+    assert searcher.suggest("t8") == Searcher.FINISHED
+    first = {("method", "width"): 64, ("train", "lr"): 1e-2}
+    assert _run(_random(space, first=first), 1, lambda config: 0.0) == [{"method": {"width": 64},
+                                                                          "train": {"lr": 1e-2}}]
+
+    searcher = _random(space)
+    before = _run(searcher, 3, lambda config: 0.0)
+    SearchGenerator(searcher).save_to_dir(str(tmp_path), session_str="test")
+    restored = _random(space)
+    SearchGenerator(restored).restore_from_dir(str(tmp_path))
+    after = _run(restored, 5, lambda config: 0.0)
+    assert len({str(c) for c in before + after}) == 8 and after == configs[3:]
+    # a continuous key: nothing to repeat, every draw passed through
+    assert _random({"lr": tune.loguniform(1e-4, 1e-2)}).size == 0

@@ -360,7 +360,7 @@ resources: {{max_concurrent_trials: 1}}
     out = api.run_sweep(spec, cache_dir=tmp_path / "cache", results_dir=tmp_path / "results", report=False,
                         log=lambda *_: None)
     results = api.load_results(out)
-    trials = results.trials.sort_values(schema.TRIAL_ID)
+    trials = results.trials.sort_values(schema.FINISHED_AT)  # one at a time: in the order they ran
     assert list(trials[schema.STATUS]) == [schema.STATUS_COMPLETED, schema.STATUS_STOPPED]
     assert list(trials[schema.EPOCHS_RUN]) == [2, 1] and len(results.epochs) == 3
     assert not (out / "running").exists()

@@ -31,8 +31,13 @@ def augment(cfg: dict, mirror: str | None) -> dict:
     from mmray.data import prepare
     from mmray.data.shards import read_split
     from mmray.engine.batching import tensor_batches
-    from mmray.engine.training import CLEAN_BATCH_NORM_ROWS, build_method, recompute_batch_norm, seed_everything, \
-        train_epoch
+    from mmray.engine.training import (
+        CLEAN_BATCH_NORM_ROWS,
+        build_method,
+        recompute_batch_norm,
+        seed_everything,
+        train_epoch,
+    )
 
     torch.set_num_threads(cfg["torch_threads"])
     seed_everything(0)

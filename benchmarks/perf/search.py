@@ -17,7 +17,7 @@ drivers: `_run` runs the search through Tune (Tuner, controller, actors, the sea
 actors: report by report equal to `_run` (`python benchmarks/perf/search.py verify --seeds 0 1`; checked on
 2026-12-06 on a generated 72-configuration table, seeds 0 and 1, every searcher, and through run.py --quick on
 pavlov-synthetic-av's seed 0 at a 48-epoch budget; not yet at the full budget on the cached tables), ~50x
-faster, so that 20 seeds x 5 searchers x 3 tables fit a few minutes on 2 cores. `make bench` uses it;
+faster, so that 100 seeds x 7 searchers x 3 tables fit about 20 minutes on 2 cores. `make bench` uses it;
 `run.py --search-through-tune` uses Tune.
 
 Why replay is a fair comparison: every searcher sees the very same learning curves, so none gets training
@@ -25,13 +25,15 @@ noise another did not, and an epoch costs the same whichever searcher asks for i
 LCBench compare optimisers. All search the grid as the index of each axis's value; every numeric axis is
 geometric, so the index is the value on its log scale. Random search draws indices uniformly, which is a uniform
 draw of a grid point; TPE sees the same ordered axes a real sweep declares with `loguniform`. Each seed seeds
-every searcher (BasicVariantGenerator's random_state, TPESampler's seed, numpy's global generator that ASHA
-draws brackets from); the seeds are 0, 1, 2, ... and nothing else.
+every searcher (its random draws, TPESampler's seed, numpy's global generator that ASHA draws brackets from);
+the seeds are 0, 1, 2, ... and nothing else, except that the two references draw from seed + 10,000
+(REFERENCE_SEED_OFFSET): a searcher drawing as a reference does must not meet the reference's own draws.
 
 Budget rule, per seed: random search runs `random_trials` (64) trials of all `epochs` (12) epochs; every other
-searcher runs until it has spent as many epochs (mmray's own `search.max_epochs` stopper, EpochBudget). The
-target is the best score random search reached; a searcher's cost is the epochs it spent up to its first report
-of the target, its whole budget if it never reported it (a ratio below 1, not 0). The figures (run.py): random's
+searcher runs until it has spent as many epochs (mmray's own `search.max_epochs` stopper, EpochBudget). Two
+references (REFERENCES): random search as Tune draws it (with repeats) and mmray's (without). The target is the
+best score the reference reached; a searcher's cost is the epochs it spent up to its first report of the
+target, its whole budget if it never reported it (a ratio below 1, not 0). The figures (run.py): the reference's
 epochs over the searcher's, per seed; their geometric mean, median and worst seed; the share of seeds never
 reaching the target; total epochs over all seeds; and the anytime curve, best score so far against epochs spent.
 
@@ -243,18 +245,26 @@ def validation_curve_for(method: str, fixed: dict, prepared, splits: dict, confi
 
 # Each searcher as a sweep declares it: the spec's `search` and `scheduler` sections (mmray.config), built into
 # Tune's search algorithm and scheduler by the very functions a sweep uses (mmray.orchestration.sweep).
-# "default" is the spec's defaults, whatever they are (since issue 26: random search + ASHA, grace period 1,
-# reduction factor 3); "TPE+ASHA" is the spec's default search before issue 26, with reduction factor 3 (since
-# then TPE never runs a configuration twice on a finite space: mmray.orchestration.distinct); "ASHA" is random
-# search under the spec's scheduler before (factor 2).
+# "default" is the spec's defaults, whatever they are (since issue 26: multivariate TPE with 5 start-up trials
+# under ASHA, grace period 1, reduction factor 3); "random+ASHA" is random search under the same scheduler (the
+# default before); "TPE+ASHA" is TPE as it was before (univariate, 10 start-up trials) under it. Random search
+# and TPE never run a configuration twice on a finite space (mmray.orchestration.distinct). The reference,
+# "random", is random search as Tune draws it ("draws": "tune", BasicVariantGenerator: with repeats), the search
+# a Tune user runs; "random, no repeats" is mmray's, a stronger reference the default is also measured against.
 SEARCHERS = {
-    "random": {"search": {"algorithm": "random"}, "scheduler": {"type": "none"}},
+    "random": {"search": {"algorithm": "random"}, "scheduler": {"type": "none"}, "draws": "tune"},
+    "random, no repeats": {"search": {"algorithm": "random"}, "scheduler": {"type": "none"}},
     "TPE": {"search": {"algorithm": "optuna"}, "scheduler": {"type": "none"}},
-    "ASHA": {"search": {"algorithm": "random"}, "scheduler": {"type": "asha", "grace_period": 1, "reduction_factor": 2}},
-    "TPE+ASHA": {"search": {"algorithm": "optuna"},
-                 "scheduler": {"type": "asha", "grace_period": 1, "reduction_factor": 3}},
+    "random+ASHA": {"search": {"algorithm": "random"}, "scheduler": {}},
+    "TPE+ASHA": {"search": {"algorithm": "optuna", "multivariate": False, "startup_trials": 10}, "scheduler": {}},
     "default": {"search": {}, "scheduler": {}},
 }
+REFERENCES = ("random", "random, no repeats")  # what the searchers are measured against (summarise)
+# The references draw from seeds of their own. With the same seed, random search + ASHA drew the very configurations
+# random search drew, in the same order (common random numbers): it was measured against its own draws, bound to
+# meet random's best within the trials random needed, and its ratios flattered (2.79x and 2.62x on pavlov and
+# fusion, 100 seeds, against 2.2x and 2.4x drawn apart). TPE draws from a stream of its own either way.
+REFERENCE_SEED_OFFSET = 10_000
 
 
 def _replay_trainable(config, table=None, space=None):
@@ -268,6 +278,7 @@ def _replay_trainable(config, table=None, space=None):
 
 def _run(table: dict, space: dict, seed: int, epochs: int, searcher: dict, budget: int) -> list:
     from ray import tune
+    from ray.tune.search import BasicVariantGenerator
 
     from mmray.config import SchedulerConfig, SearchConfig
     from mmray.orchestration.sweep import EpochBudget, search_algorithm, trial_scheduler
@@ -279,7 +290,9 @@ def _run(table: dict, space: dict, seed: int, epochs: int, searcher: dict, budge
         tune.with_parameters(_replay_trainable, table=table, space=space),
         param_space={name: tune.randint(0, len(values)) for name, values in space.items()},
         tune_config=tune.TuneConfig(metric=METRIC, mode="max",
-                                    search_alg=search_algorithm(search, seed=0, concurrency=1),
+                                    search_alg=BasicVariantGenerator(random_state=seed, max_concurrent=1)
+                                    if searcher.get("draws") == "tune" else
+                                    search_algorithm(search, seed=0, concurrency=1),
                                     scheduler=trial_scheduler(scheduler, epochs),
                                     # random search runs its trials to the end: budget // epochs of them
                                     num_samples=budget // epochs if random else budget,
@@ -295,9 +308,10 @@ def _run_in_process(table: dict, space: dict, seed: int, epochs: int, searcher: 
     """What `_run` does, without Tune's controller and actors: the same search algorithm and scheduler objects
     (mmray.orchestration.sweep builds them), called as Tune 2.60's TuneController calls them, one trial at a
     time (suggest; per report: the stopper, then the scheduler, then, unless stopped, the searcher's
-    on_trial_result; at the end on_trial_complete of both); random search draws as BasicVariantGenerator
-    does. Checked equal to `_run` report by report (`python benchmarks/perf/search.py verify`); about 50x faster,
-    so the statistics over many seeds and the searches for a default are affordable on 2 cores."""
+    on_trial_result; at the end on_trial_complete of both); the reference random search ("draws": "tune")
+    draws as BasicVariantGenerator does. Checked equal to `_run` report by report (`python
+    benchmarks/perf/search.py verify`); about 50x faster, so the statistics over many seeds and the searches for
+    a default are affordable on 2 cores."""
     from ray import tune
     from ray.tune.search import Searcher
     from ray.tune.search.sample import _BackwardsCompatibleNumpyRng
@@ -310,7 +324,8 @@ def _run_in_process(table: dict, space: dict, seed: int, epochs: int, searcher: 
     scheduler = trial_scheduler(SchedulerConfig.model_validate(searcher["scheduler"]), epochs)
     param_space = {name: tune.randint(0, len(values)) for name, values in space.items()}
     random = search.algorithm == "random"
-    if random:
+    tune_draws = searcher.get("draws") == "tune"
+    if tune_draws:
         rng = _BackwardsCompatibleNumpyRng(seed)
         draw = lambda _: next(generate_variants({"config": param_space}, random_state=rng))[1]["config"]  # noqa: E731
     else:
@@ -343,11 +358,11 @@ def _run_in_process(table: dict, space: dict, seed: int, epochs: int, searcher: 
                 scheduler is not None and scheduler.on_trial_result(None, trial, result) == "STOP")
             if stop:
                 break
-            if not random:
+            if not tune_draws:
                 algorithm.on_trial_result(trial.trial_id, result)
         if scheduler is not None:
             scheduler.on_trial_complete(None, trial, result)
-        if not random:
+        if not tune_draws:
             algorithm.on_trial_complete(trial.trial_id, result={**result, "done": True})
         curves.append(curve)
         if stopper.stop_all():
@@ -375,12 +390,13 @@ def search_seed(table: dict, space: dict, seed: int, epochs: int, random_trials:
     budget = random_trials * epochs
     runs = {}
     for name, searcher in searchers.items():
-        np.random.seed(seed)  # ASHA draws a trial's bracket from numpy's global generator
+        drawn_from = seed + REFERENCE_SEED_OFFSET if name in REFERENCES else seed
+        np.random.seed(drawn_from)  # ASHA draws a trial's bracket from numpy's global generator
         started = time.perf_counter()
         if in_process:
-            curves = _run_in_process(table, space, seed, epochs, searcher, budget)
+            curves = _run_in_process(table, space, drawn_from, epochs, searcher, budget)
         else:
-            curves = _in_creation_order(_run(table, space, seed, epochs, searcher, budget))
+            curves = _in_creation_order(_run(table, space, drawn_from, epochs, searcher, budget))
         scores = [score for curve in curves for score in curve][:budget]
         runs[name] = {"scores": scores, "trials": len(curves), "seconds": time.perf_counter() - started}
     target = max(runs["random"]["scores"])
@@ -413,27 +429,31 @@ def replay(args: dict) -> dict:
 
 # --- the statistics --------------------------------------------------------------------------------------
 
-def summarise(rows: list[dict], searchers: list[str]) -> dict:
-    """Per searcher, over seeds: epochs to random search's best (geometric mean and median of random's epochs
-    over the searcher's, worst seed, share never reaching it, total epochs; never reaching it costs the whole
-    budget), and the anytime curve (best score so far after each epoch: mean, 25th and 75th percentile)."""
+def summarise(rows: list[dict], searchers: list[str], reference: str = "random") -> dict:
+    """Per searcher, over seeds: epochs to the `reference` search's best (geometric mean and median of the
+    reference's epochs over the searcher's, worst seed, share never reaching it, total epochs; never reaching
+    it costs the whole budget), and the anytime curve (best score so far after each epoch: mean, 25th and 75th
+    percentile)."""
     import statistics
 
     import numpy as np
 
     out = {}
-    random_epochs = [row["runs"]["random"]["epochs_to_target"] for row in rows]
+    targets = [max(row["runs"][reference]["scores"]) for row in rows]
+    reach = [{name: _epochs_to_reach(row["runs"][name]["scores"], target) for name in {reference, *searchers}}
+             for row, target in zip(rows, targets)]
+    random_epochs = [r[reference] for r in reach]
     for name in searchers:
-        spent = [row["runs"][name]["epochs_to_target"] or row["budget_epochs"] for row in rows]
+        spent = [r[name] or row["budget_epochs"] for r, row in zip(reach, rows)]
         ratios = [r / s for r, s in zip(random_epochs, spent)]
         # a search that ended before its budget (a finite space, every configuration run) keeps its best
         best = np.array([np.pad(np.maximum.accumulate(row["runs"][name]["scores"]),
                                 (0, row["budget_epochs"] - len(row["runs"][name]["scores"])), mode="edge")
                          for row in rows])
         out[name] = {
-            "epochs_to_target": [row["runs"][name]["epochs_to_target"] for row in rows], "ratios": ratios,
+            "epochs_to_target": [r[name] for r in reach], "ratios": ratios,
             "geometric_mean": statistics.geometric_mean(ratios), "median": statistics.median(ratios),
-            "worst": min(ratios), "never": sum(row["runs"][name]["epochs_to_target"] is None for row in rows),
+            "worst": min(ratios), "never": sum(r[name] is None for r in reach),
             "total_epochs": sum(spent), "random_total_epochs": sum(random_epochs),
             "trials": [row["runs"][name]["trials"] for row in rows],
             "anytime": anytime_points(best),
@@ -455,8 +475,8 @@ def anytime_points(best) -> dict:
 
 # --- the figure: anytime curves as a self-contained SVG (no plotting library needed) ---------------------
 
-COLOURS = {"random": "#7f7f7f", "TPE": "#1f77b4", "ASHA": "#2ca02c", "TPE+ASHA": "#ff7f0e",
-           "default": "#d62728"}
+COLOURS = {"random": "#7f7f7f", "random, no repeats": "#8c564b", "TPE": "#1f77b4", "random+ASHA": "#2ca02c",
+           "TPE+ASHA": "#ff7f0e", "default": "#d62728"}
 
 
 def anytime_svg(panels: list[dict], width: int = 460, height: int = 300) -> str:
@@ -533,13 +553,15 @@ def record_check(name: str, rows: list[dict]) -> None:
 def compare(name: str, searchers: dict, seeds: list[int]) -> None:
     """Replay `searchers` (and random search, the reference) in-process on table `name` over `seeds` and print
     each one's statistics: how the levers for a default are compared before one goes into the spec."""
+    references = {name: SEARCHERS[name] for name in REFERENCES}
     rows = replay({"table": load_table(name), "random_trials": 64, "seeds": seeds, "in_process": True,
-                   "searchers": {"random": SEARCHERS["random"], **searchers}})["seeds"]
-    for searcher, x in summarise(rows, list(searchers)).items():
-        met = x["geometric_mean"] >= 3 and x["median"] >= 2 and x["total_epochs"] <= x["random_total_epochs"]
-        print(f"{name} | {searcher} | geo {x['geometric_mean']:.2f}x | median {x['median']:.2f}x | worst "
-              f"{x['worst']:.2f}x | never {x['never']}/{len(rows)} | total {x['total_epochs']} "
-              f"({x['random_total_epochs']}) | {'met' if met else 'missed'}", flush=True)
+                   "searchers": {**references, **searchers}})["seeds"]
+    for reference in references:
+        for searcher, x in summarise(rows, list(searchers), reference).items():
+            met = x["geometric_mean"] >= 3 and x["median"] >= 2 and x["total_epochs"] <= x["random_total_epochs"]
+            print(f"{name} | {searcher} against {reference} | geo {x['geometric_mean']:.2f}x | median "
+                  f"{x['median']:.2f}x | worst {x['worst']:.2f}x | never {x['never']}/{len(rows)} | total "
+                  f"{x['total_epochs']} ({x['random_total_epochs']}) | {'met' if met else 'missed'}", flush=True)
 
 
 def main() -> None:

@@ -36,7 +36,7 @@ from mmray.data import prepare
 from mmray.data.sources import cache_root
 from mmray.errors import MmrayError, SpecError
 from mmray.orchestration import tracking
-from mmray.orchestration.distinct import DistinctConfigurations
+from mmray.orchestration.distinct import DistinctConfigurations, RandomDraws
 from mmray.orchestration.placement import PlacementGroupReaper
 from mmray.orchestration.ray_adapter import (
     ONE_MACHINE_RAY_ENV,
@@ -303,8 +303,12 @@ def search_algorithm(search: SearchConfig, seed: int, concurrency: int, searched
                 group=search.multivariate, constant_liar=concurrency > 1)
         return DistinctConfigurations(OptunaSearch(sampler=sampler, points_to_evaluate=[
             {"/".join(path): value for path, value in first.items()}] if first else None), seed=search.seed + seed)
-    # random sampling of the space, seeded so that a sweep draws the same configurations every time
-    # (Tune does not apply max_concurrent_trials to a generator passed in: it must be given here)
+    if search.algorithm == "random" and searched:
+        # seeded, so that a sweep draws the same configurations every time; no repeats (distinct.py)
+        return DistinctConfigurations(RandomDraws(search.seed + seed, points=[_nested(first)] if first else None),
+                                      seed=search.seed + seed)
+    # a grid, or nothing searched: Tune's generator (Tune does not apply max_concurrent_trials to a generator
+    # passed in: it must be given here)
     return BasicVariantGenerator(random_state=search.seed + seed, max_concurrent=concurrency,
                                  points_to_evaluate=[_nested(first)] if first else None)
 
@@ -329,11 +333,11 @@ def trial_scheduler(scheduler: SchedulerConfig, epochs: int):
 
 def trial_count(spec: SweepSpec) -> int:
     """Trials of one run's search (at most): search.num_samples, every combination of a grid search once, and
-    TPE runs each configuration of a finite space once (mmray.orchestration.distinct)."""
+    random search and TPE run each configuration of a finite space once (mmray.orchestration.distinct)."""
     sizes = [dim.size for dim in spec.search_space.values()]
     if spec.search.algorithm == "grid":  # every dimension a choice (validated)
         return math.prod(sizes)
-    if spec.search.algorithm == "optuna" and sizes and None not in sizes:
+    if sizes and None not in sizes:
         return min(spec.search.num_samples, math.prod(sizes))
     return spec.search.num_samples
 
