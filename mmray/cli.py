@@ -49,8 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mmray", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES,
         description="Ray-distributed hyperparameter sweeps for multimodal representation learning: "
-                    "prepare benchmarks as Parquet shards, search methods with Ray Tune (random search or Optuna "
-                    "TPE) + ASHA, "
+                    "prepare benchmarks as Parquet shards, search methods with Ray Tune (Optuna TPE or random "
+                    "search) + ASHA, "
                     "and read the results as tables and an HTML report.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
