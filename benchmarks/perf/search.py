@@ -264,7 +264,7 @@ REFERENCES = ("random", "random, no repeats")  # what the searchers are measured
 # The references draw from seeds of their own. With the same seed, random search + ASHA drew the very configurations
 # random search drew, in the same order (common random numbers): it was measured against its own draws, bound to
 # meet random's best within the trials random needed, and its ratios flattered (2.79x and 2.62x on pavlov and
-# fusion, 100 seeds, against 2.2x and 2.4x drawn apart). TPE draws from a stream of its own either way.
+# fusion, 100 seeds, against 2.16x and 2.05x drawn apart). TPE draws from a stream of its own either way.
 REFERENCE_SEED_OFFSET = 10_000
 
 
