@@ -62,8 +62,9 @@ def one_sweep(searcher: str, seed: int, small: bool, mirror: str | None, out: Pa
     scores = epochs_table[metric].tolist()
     best = max(scores)
     # a sweep interrupted (Ctrl+C ends a Tune run as if done) spent less than its budget: marked, not compared
-    return {"searcher": searcher, "algorithm": spec.search.algorithm, "multivariate": spec.search.multivariate,
-            "startup_trials": spec.search.startup_trials, "seed": seed, "budget_epochs": budget,
+    tpe = {"multivariate": spec.search.multivariate, "startup_trials": spec.search.startup_trials}
+    return {"searcher": searcher, "algorithm": spec.search.algorithm,
+            **(tpe if spec.search.algorithm == "optuna" else {}), "seed": seed, "budget_epochs": budget,
             "epochs_spent": len(scores),
             "complete": len(scores) >= budget,
             "trials": len(trials_table), "best": best, "epochs_to_best": scores.index(best) + 1,
