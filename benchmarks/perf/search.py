@@ -17,8 +17,8 @@ drivers: `_run` runs the search through Tune (Tuner, controller, actors, the sea
 actors: report by report equal to `_run` (`python benchmarks/perf/search.py verify --seeds 0 1`; checked on
 2026-12-06 on a generated 72-configuration table, seeds 0 and 1, every searcher, and through run.py --quick on
 pavlov-synthetic-av's seed 0 at a 48-epoch budget; on 2026-12-07 on pavlov-synthetic-av's seed 0 at the full
-768-epoch budget, every searcher of SEARCHERS, equal report by report), ~50x faster, so that 100 seeds x 7
-searchers x 3 tables fit about 10 minutes on 2 cores. `make bench` uses it; `run.py --search-through-tune`
+768-epoch budget, every searcher of SEARCHERS, equal report by report), ~50x faster, so that 200 seeds x 7
+searchers x 3 tables fit about 20 minutes on 2 cores. `make bench` uses it; `run.py --search-through-tune`
 uses Tune.
 
 Why replay is a fair comparison: every searcher sees the very same learning curves, so none gets training
