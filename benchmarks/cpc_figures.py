@@ -28,7 +28,7 @@ from mmray.engine.batching import tensor_batches
 from mmray.engine.training import build_method, embed_all, seed_everything, train_epoch
 from mmray.eval.geometry import alignment, uniformity
 from mmray.eval.probes import fit_probe, probe_accuracy
-from mmray.methods.cpc import NegativeMode
+from mmray.methods.cpc.card import NegativeMode
 
 MODES = get_args(NegativeMode)
 GOALS = {"sine": ("audio", 0.99), "cifar2-audio": ("image", 0.80)}  # benchmark -> (probed modality, accuracy)

@@ -395,9 +395,9 @@ def _check_search_metric(spec: SweepSpec, runs: list[tuple[BenchmarkEntry, str]]
     metric = spec.search.metric
     for entry, method in runs:
         modalities = _modalities_used(spec, entry, method, source)
-        method_class = METHODS.get(method)
-        names = metric_names([m.name for m in modalities], method_class.generated_texts(modalities),
-                             method_class.translations(modalities))
+        card = METHODS.get(method)
+        names = metric_names([m.name for m in modalities], card.generated_texts(modalities),
+                             card.translations(modalities))
         columns = [f"{split}/{name}" for split in schema.SPLITS for name in names] + ["train/loss"]
         if metric not in columns:
             if metric.startswith("train/"):
@@ -527,17 +527,17 @@ def _runnable_params(spec: SweepSpec, method: str, source: str):
     to explore: those trials fail alone."""
     from mmray.methods import METHODS
 
-    cls = METHODS.get(method)
+    params_class = METHODS.get(method).Params
     fixed = dict(spec.method_params.get(method, {}))
     searched = [(SearchKey.parse(key, spec.methods), dim) for key, dim in spec.search_space.items()]
     searched = [(key.field, dim.sample_values()) for key, dim in searched
-                if key.section == "method" and key.applies_to(method) and key.field in cls.Params.model_fields]
+                if key.section == "method" and key.applies_to(method) and key.field in params_class.model_fields]
     first_error = None
     for combination in itertools.islice(itertools.product(*(values for _, values in searched)),
                                         MAX_PARAM_COMBINATIONS):
         values = {**fixed, **{field: value for (field, _), value in zip(searched, combination)}}
         try:
-            return cls.Params.model_validate(values)
+            return params_class.model_validate(values)
         except ValidationError as exc:
             first_error = first_error or validation_problem(exc.errors()[0])
     where = f"method_params.{method} {fixed}" + (
@@ -552,23 +552,21 @@ def _modalities_used(spec: SweepSpec, entry: BenchmarkEntry, method: str, source
     from mmray.methods import METHODS
 
     benchmark, params = resolve_params(entry.name, entry.params)
-    cls = METHODS.get(method)
     try:
-        return cls.modalities_used(_runnable_params(spec, method, source), benchmark.modalities(params))
+        return METHODS.get(method).modalities_used(_runnable_params(spec, method, source), benchmark.modalities(params))
     except ValueError as error:
         raise SpecError(f"{source}: on {entry.name}, {error}") from None
 
 
 def _check_weights(spec: SweepSpec, runs: list[tuple[BenchmarkEntry, str]], source: str) -> None:
     """Every pretrained part a method's params name is on this machine, before any data is prepared."""
-    from mmray.engine.training import check_weights
     from mmray.errors import MissingWeightsError
     from mmray.methods import METHODS
 
     for entry, method in runs:
-        cls = METHODS.get(method)
+        params, modalities = _runnable_params(spec, method, source), _modalities_used(spec, entry, method, source)
         try:
-            check_weights(cls, _runnable_params(spec, method, source), _modalities_used(spec, entry, method, source))
+            METHODS.get(method).check_weights(params, modalities)
         except MissingWeightsError as error:
             raise SpecError(f"{source}: on {entry.name}, {error}") from None
 

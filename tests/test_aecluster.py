@@ -14,7 +14,8 @@ from mmray.data.shards import read_split
 from mmray.data.spec import ModalitySpec
 from mmray.engine.batching import tensor_batches
 from mmray.engine.training import build_method, embed_all, seed_everything, train_epoch
-from mmray.methods.aecluster import AECluster, AEClusterParams
+from mmray.methods.aecluster.card import AEClusterParams
+from mmray.methods.aecluster.model import AECluster
 from mmray.results import schema
 
 AVMNIST = (ModalitySpec("image", "image", (1, 28, 28)), ModalitySpec("audio", "audio", (1, 40, 40)))

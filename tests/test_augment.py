@@ -25,7 +25,7 @@ from mmray.engine.loop import EpochLoop
 from mmray.engine.params import TrainParams
 from mmray.engine.training import build_method, recompute_batch_norm
 from mmray.errors import SpecError
-from mmray.methods.base import second_view
+from mmray.methods.card import second_view
 from mmray.orchestration.sweep import param_space
 from mmray.results import schema
 

@@ -17,8 +17,8 @@ from mmray.data.spec import ModalitySpec
 from mmray.engine.batching import tensor_batches
 from mmray.engine.training import build_method, embed_all, seed_everything, train_epoch
 from mmray.eval.probes import fit_probe, probe_accuracy
-from mmray.methods.base import second_view
-from mmray.methods.cpc import CPC, LatentQueue
+from mmray.methods.card import second_view
+from mmray.methods.cpc.model import CPC, LatentQueue
 from mmray.methods.losses import cpc_info_nce, perturbed_negatives, time_shifted_negatives
 from mmray.results import schema
 

@@ -15,7 +15,8 @@ from mmray.engine.batching import tensor_batches
 from mmray.engine.training import build_method, embed_all, seed_everything, train_epoch
 from mmray.eval.probes import fit_probe, probe_accuracy
 from mmray.methods.encoders import ConvEncoder, LSTMEncoder, ResNetEncoder, build_encoder
-from mmray.methods.fusion import FusionParams, modality_keep_mask
+from mmray.methods.fusion.card import FusionParams
+from mmray.methods.fusion.model import modality_keep_mask
 from mmray.results import schema
 
 PAD = 1  # like BART: the pad id is not 0, so code assuming 0 would fail here

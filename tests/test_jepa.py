@@ -13,7 +13,8 @@ from test_sweep_ray import ray_session  # noqa: F401 - the module-scoped local R
 from mmray.data.spec import ModalitySpec
 from mmray.engine.training import build_method, train_epoch
 from mmray.errors import MissingWeightsError
-from mmray.methods.jepa import Jepa, JepaParams, alignment_text, masked_mean, target_mask
+from mmray.methods.jepa.card import JepaParams
+from mmray.methods.jepa.model import Jepa, alignment_text, masked_mean, target_mask
 from mmray.methods.losses import cosine_alignment, token_cross_entropy
 
 PAD, VOCAB = 0, 40

@@ -11,7 +11,8 @@ import torch.nn.functional as F
 from mmray.data.spec import ModalitySpec
 from mmray.engine.training import build_method, embed_all, to_batch, train_epoch
 from mmray.methods.losses import info_nce, orthogonality, reconstruction, rotation_from_skew, rotation_overlap
-from mmray.methods.pavlov import Pavlov, PavlovParams
+from mmray.methods.pavlov.card import PavlovParams
+from mmray.methods.pavlov.model import Pavlov
 
 MODALITIES = (ModalitySpec("image", "image", (1, 28, 28)), ModalitySpec("audio", "audio", (1, 16, 16)))
 

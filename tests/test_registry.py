@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import collections
 import inspect
+import subprocess
+import sys
 
 import pytest
 
@@ -11,6 +13,7 @@ from mmray.data.benchmarks import BENCHMARKS
 from mmray.data.spec import Benchmark
 from mmray.methods import METHODS
 from mmray.methods.base import Method
+from mmray.methods.card import MethodCard
 from mmray.registry import Registry, UnknownNameError
 
 
@@ -63,10 +66,43 @@ ALL_BENCHMARKS = ["animal-faces", "avmnist", "cifar2-audio", "cremad", "mnist-ca
 def test_methods_registry():
     assert METHODS.names() == ALL_METHODS
     for name in METHODS.names():
-        cls = METHODS.get(name)
-        assert inspect.isclass(cls) and issubclass(cls, Method) and cls.name == name
+        card = METHODS.get(name)
+        assert inspect.isclass(card) and issubclass(card, MethodCard) and card.name == name
+        model = card.model_class()
+        assert issubclass(model, Method) and issubclass(model, card)
     with pytest.raises(KeyError, match="valid methods: " + ", ".join(ALL_METHODS)):
         METHODS.get("nope")
+
+
+CARD_ATTRIBUTES = [name for name in vars(MethodCard) if not name.startswith("__") and name != "model_class"]
+
+
+@pytest.mark.parametrize("method", ALL_METHODS)
+def test_a_model_takes_its_params_and_hooks_from_its_card_alone(method):
+    # the sweep's driver reads the card only: a hook a model class redefined would be ignored there
+    card = METHODS.get(method)
+    model = card.model_class()
+    for name in CARD_ATTRIBUTES:
+        defined_by = next(klass for klass in model.__mro__ if name in vars(klass))
+        assert issubclass(card, defined_by), f"{model.__name__}.{name} is defined by {defined_by.__name__}, " \
+                                             f"not by {card.__name__}: move it to the card"
+
+
+def test_checking_a_spec_of_every_method_and_importing_the_sweep_loads_no_torch():
+    # a sweep's driver never builds a model: torch would cost it ~125 MiB and ~1.4 s (benchmarks/perf)
+    script = """
+import sys
+from mmray.config import parse_spec
+import mmray.orchestration.sweep, mmray.orchestration.trial
+parse_spec({"name": "torchless", "benchmarks": [{"name": "synthetic-av"}],
+            "methods": ["pavlov", "aecluster", "cpc", "fusion"], "search_space": {"train.lr": {"choice": [0.001, 0.002]}}})
+parse_spec({"name": "torchless", "benchmarks": [{"name": "mnist-captions"}], "methods": ["jepa"],
+            "method_params": {"jepa": {"image_weights": None, "text_weights": None}}})
+print(sorted(name for name in ("torch", "transformers") if name in sys.modules))
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]"
 
 
 def test_benchmarks_registry():

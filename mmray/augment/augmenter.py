@@ -14,7 +14,8 @@ from mmray.augment import ops
 from mmray.augment.params import AugmentParams
 from mmray.data.audio import utterance_normalise
 from mmray.data.spec import ModalitySpec
-from mmray.methods.base import Batch, second_view
+from mmray.methods.base import Batch
+from mmray.methods.card import second_view
 
 # librosa's default for log-mels in mmray.data.audio; generated benchmarks without one in their parameters
 DEFAULT_SAMPLE_RATE = 16000

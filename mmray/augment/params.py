@@ -67,7 +67,7 @@ class AugmentParams(BaseModel):
     image: ImageAugment = ImageAugment()
     text: TextAugment = TextAugment()
     views: Literal[1, 2] = Field(1, description="2: also a second, independently augmented view of every "
-                                 "example, for methods whose contrastive term uses it (Method.wants_two_views)")
+                                 "example, for methods whose contrastive term uses it (MethodCard.wants_two_views)")
 
     def active(self, kind: str) -> bool:
         return getattr(self, kind).active

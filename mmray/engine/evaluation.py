@@ -71,7 +71,7 @@ def first_rows(batches: Sequence[Batch], n: int) -> list[Batch]:
 def generations(module: Method, batches: Sequence[Batch], tokenizer: Tokenizers) -> tuple[dict, dict]:
     """What the method's optional hooks produce for `batches`: {text modality: (generated, reference texts)},
     both decoded by `tokenizer(modality)`, {(source, target): (the target's inputs, its translations)} of
-    each pair the method declares (`Method.translations`) and fills, and {text modality translated from: its
+    each pair the method declares (`MethodCard.translations`) and fills, and {text modality translated from: its
     decoded inputs}. A cross-modal translation is asked of a batch without its target, so it cannot read it."""
     module.eval()
     texts: dict[str, tuple[list[str], list[str]]] = {}

@@ -11,7 +11,7 @@ import torch
 from pydantic import ValidationError
 
 from mmray.data.spec import ModalitySpec
-from mmray.errors import MissingWeightsError, validation_problem
+from mmray.errors import validation_problem
 from mmray.methods import METHODS
 from mmray.methods.base import Batch, Method
 
@@ -30,24 +30,16 @@ def build_method(name: str, modalities: tuple[ModalitySpec, ...], num_classes: i
     Pretrained weights the params name must load: otherwise MissingWeightsError says which and how to get
     them, unless `allow_random_weights` lets those parts start from random weights (logged and recorded in
     the model's provenance). An exported model (`architecture`) brings its own weights."""
-    cls = METHODS.get(name)
+    card = METHODS.get(name)
     try:
-        validated = cls.Params.model_validate(dict(params or {}))
+        validated = card.Params.model_validate(dict(params or {}))
     except ValidationError as exc:  # one line, as a failed trial's error column shows it
         raise ValueError(f"{name}: {'; '.join(validation_problem(e) for e in exc.errors())}") from None
     if architecture:
-        return cls(modalities, num_classes, validated, architecture=architecture)
+        return card.model_class()(modalities, num_classes, validated, architecture=architecture)
     if not allow_random_weights:
-        check_weights(cls, validated, modalities)
-    return cls(modalities, num_classes, validated)
-
-
-def check_weights(cls: type[Method], params, modalities: tuple[ModalitySpec, ...]) -> None:
-    """Stop, naming each missing part and its fix, when pretrained weights the params name cannot load."""
-    missing = cls.missing_weights(params, modalities)
-    if missing:
-        raise MissingWeightsError(f"{cls.name}: {'; '.join(missing)}. Or set those weights to null for "
-                                  "random initialisation, or allow_random_weights: true (tests)")
+        card.check_weights(validated, modalities)
+    return card.model_class()(modalities, num_classes, validated)
 
 
 def to_batch(columns: Mapping[str, torch.Tensor], modalities: tuple[ModalitySpec, ...]) -> Batch:

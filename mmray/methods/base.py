@@ -2,55 +2,18 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 import torch
-from pydantic import BaseModel, ConfigDict
 from torch import nn
 
 from mmray.data.spec import ModalitySpec
+from mmray.methods.card import MethodCard, MethodParams
 
 Batch = dict[str, torch.Tensor]  # modality name -> (B, *shape) float tensor, plus "label" -> (B,) long
 
 
-def second_view(modality: str) -> str:
-    """The batch key of a modality's second augmented view (training batches of a method that wants two views,
-    with `augment.views: 2`; mmray.augment)."""
-    return f"{modality}#view2"
-
-
-def pictured(modalities: tuple[ModalitySpec, ...]) -> set[str]:
-    """The modalities held as pictures (C, H, W): images and log-mels, whose translations are scored by SSIM and
-    drawn; a raw waveform (C, samples) is neither (its reconstruction shows in the training loss)."""
-    return {m.name for m in modalities if m.kind != "text" and len(m.shape) == 3}
-
-
-class MethodParams(BaseModel):
-    """A method's knobs, each a typed field with its default; a sweep may search any of them."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Method(nn.Module):
-    """A plain nn.Module: built from the benchmark's modality specs, no Ray inside."""
-
-    name: ClassVar[str]
-    Params: ClassVar[type[MethodParams]] = MethodParams
-    min_modalities: ClassVar[int] = 2
-    kinds: ClassVar[tuple[str, ...]] = ("image", "audio", "text")  # modality kinds it has encoders for
-    # True: its losses use a second augmented view of each modality (batch[second_view(name)]) where the
-    # training batches have one; the sweep refuses `augment.views: 2` for a method without it
-    wants_two_views: ClassVar[bool] = False
-
-    @classmethod
-    def incompatibility(cls, modalities: tuple[ModalitySpec, ...]) -> str | None:
-        """Why this method cannot run on a benchmark with these modalities, or None if it can."""
-        for m in modalities:
-            if m.kind not in cls.kinds:
-                return f"handles {' and '.join(cls.kinds)} modalities only; {m.name!r} is {m.kind}"
-        if len(modalities) < cls.min_modalities:
-            return f"needs at least {cls.min_modalities} modalities, the benchmark has {len(modalities)}"
-        return None
+class Method(MethodCard, nn.Module):
+    """A plain nn.Module: built from the benchmark's modality specs, no Ray inside. A method's model class
+    inherits its card (`class Pavlov(PavlovCard, Method)`), so its params and hooks are the card's."""
 
     def __init__(self, modalities: tuple[ModalitySpec, ...], num_classes: int, params: MethodParams):
         super().__init__()
@@ -110,19 +73,6 @@ class Method(nn.Module):
         artifacts (audio targets also as waveforms). Text targets are `generate_text`'s. Default: None."""
         return None
 
-    # What the two hooks above fill on a benchmark with these modalities, known before a model is built, so a
-    # sweep's search metric (e.g. val/bleu_caption) is checked before it runs. Default: nothing.
-
-    @classmethod
-    def generated_texts(cls, modalities: tuple[ModalitySpec, ...]) -> tuple[str, ...]:
-        """The text modalities `generate_text` can return."""
-        return ()
-
-    @classmethod
-    def translations(cls, modalities: tuple[ModalitySpec, ...]) -> tuple[tuple[str, str], ...]:
-        """The (source, target) pairs `translate` fills on a benchmark with these modalities."""
-        return ()
-
     @property
     def n_clusters(self) -> int:
         """k of the k-means of each modality's test embeddings whose cross-modal relationship tables, relations
@@ -133,16 +83,3 @@ class Method(nn.Module):
         """Square matrices the method applies per modality (pavlov: its rotations in SO(k)), stored as a
         per-trial artifact at the final epoch. Default: None."""
         return None
-
-    @classmethod
-    def missing_weights(cls, params: MethodParams, modalities: tuple[ModalitySpec, ...]) -> list[str]:
-        """What keeps the pretrained weights these params name from loading here, one line each (not in the
-        local cache, or unfit for the benchmark's inputs). `build_method` refuses to build while any is left,
-        unless random weights are allowed (the spec's allow_random_weights). Default: none named."""
-        return []
-
-    @classmethod
-    def modalities_used(cls, params: MethodParams, modalities: tuple[ModalitySpec, ...]) -> tuple[ModalitySpec, ...]:
-        """The benchmark's modalities a model with these params trains on and embeds (ValueError naming the valid
-        ones for a bad choice). Default: all of them."""
-        return modalities

@@ -23,7 +23,6 @@ from collections import Counter
 from collections.abc import Iterator, Mapping
 
 import ray
-from ray.train.torch import TorchTrainer
 
 TESTED_RAY = "2.60.0"
 
@@ -56,30 +55,44 @@ _actor_table = _private("ray._private.state", "actors")
 WORKER_POLL_SECONDS = 0.2
 
 
-class TrialTorchTrainer(TorchTrainer):
-    """A TorchTrainer (the trials of several workers) that starts fewer processes per trial than Train's own
-    (benchmarks/perf):
-    - its controller runs in the trial's actor, not in an actor of its own;
-    - PlacementGroupRecorder instead of PlacementGroupCleanerCallback, whose per-trial cleaner actor polls the
-      dashboard's State API (mmray.orchestration.placement). The recorder goes first: Train runs the callbacks
-      in order after a worker group starts, and a controller dying in a later one (the backend's process-group
-      set-up) must leave its group recorded."""
+def __getattr__(name: str):
+    # TrialTorchTrainer subclasses ray.train.torch.TorchTrainer, whose import loads torch (~125 MiB and ~1.4 s a
+    # process): built on first use, in a trial's actor, so that a sweep's driver never loads torch.
+    if name == "TrialTorchTrainer":
+        globals()[name] = _trial_torch_trainer()
+        return globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-    def _initialize_and_run_controller(self, **controller_init_kwargs):
-        # Train starts its controller as an actor of its own: one more process, ~3 s of start-up on 2 cores on
-        # every trial's path to its first batch. The trial's actor would only wait on it, so it runs the control
-        # loop itself. The worker group is then the trial actor's and ends with it (ASHA stopping the trial).
-        if ray.get_runtime_context().get_actor_id() is None:  # fitted from a driver script (benchmarks/perf)
-            return super()._initialize_and_run_controller(**controller_init_kwargs)
-        os.environ.setdefault(HEALTH_CHECK_INTERVAL_ENV, str(WORKER_POLL_SECONDS))  # this trial actor's only
-        controller = TrainController(**controller_init_kwargs)
-        asyncio.run(controller.run())
-        return controller.get_result()
 
-    def _create_default_callbacks(self):
-        kept = [callback for callback in super()._create_default_callbacks()
-                if not isinstance(callback, PlacementGroupCleanerCallback)]
-        return [PlacementGroupRecorder()] + kept
+def _trial_torch_trainer() -> type:
+    from ray.train.torch import TorchTrainer
+
+    class TrialTorchTrainer(TorchTrainer):
+        """A TorchTrainer (the trials of several workers) that starts fewer processes per trial than Train's own
+        (benchmarks/perf):
+        - its controller runs in the trial's actor, not in an actor of its own;
+        - PlacementGroupRecorder instead of PlacementGroupCleanerCallback, whose per-trial cleaner actor polls the
+          dashboard's State API (mmray.orchestration.placement). The recorder goes first: Train runs the callbacks
+          in order after a worker group starts, and a controller dying in a later one (the backend's process-group
+          set-up) must leave its group recorded."""
+
+        def _initialize_and_run_controller(self, **controller_init_kwargs):
+            # Train starts its controller as an actor of its own: one more process, ~3 s of start-up on 2 cores on
+            # every trial's path to its first batch. The trial's actor would only wait on it, so it runs the control
+            # loop itself. The worker group is then the trial actor's and ends with it (ASHA stopping the trial).
+            if ray.get_runtime_context().get_actor_id() is None:  # fitted from a driver script (benchmarks/perf)
+                return super()._initialize_and_run_controller(**controller_init_kwargs)
+            os.environ.setdefault(HEALTH_CHECK_INTERVAL_ENV, str(WORKER_POLL_SECONDS))  # this trial actor's only
+            controller = TrainController(**controller_init_kwargs)
+            asyncio.run(controller.run())
+            return controller.get_result()
+
+        def _create_default_callbacks(self):
+            kept = [callback for callback in super()._create_default_callbacks()
+                    if not isinstance(callback, PlacementGroupCleanerCallback)]
+            return [PlacementGroupRecorder()] + kept
+
+    return TrialTorchTrainer
 
 
 # One entry per Train controller that started a worker group: controller actor id (hex) -> placement group id.
@@ -168,6 +181,10 @@ ONE_MACHINE_RAY_ENV = {
     # either variable to 1 to have them.
     "RAY_enable_metrics_collection": "0",
     "RAY_TRAIN_METRICS_ENABLED": "0",
+    # The raylet starts a spare worker process when the first driver connects, for its first task; a sweep's
+    # first task is its trial actor, which starts no sooner for it, and the idle process held ~48 MiB for the
+    # whole sweep (benchmarks/perf, the overhead section's peak memory).
+    "RAY_prestart_worker_first_driver": "0",
 }
 
 

@@ -20,10 +20,9 @@ from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
 from mmray import storage
 from mmray.config import ResourcesConfig, TrialConfig
 from mmray.data import prepare
-from mmray.orchestration.ray_adapter import TrialTorchTrainer
+from mmray.orchestration import ray_adapter
 from mmray.orchestration.reporting import ReportForwarder, fit_reporting_to_tune, new_channel
 from mmray.orchestration.shard_source import read_dataset
-from mmray.orchestration.worker import TrialActorSession, train_loop_per_worker, train_trial
 
 
 def trains_in_trial_actor(resources: ResourcesConfig) -> bool:
@@ -38,6 +37,10 @@ def run_trial(config: dict) -> None:
                        log=lambda *_: None)
     trial = trial.model_copy(update={"trial_id": tune.get_context().get_trial_id(), "started_at": started_at,
                                      "data_dir": str(prepared.path)})
+    # Imported here, in the trial's actor: the training code loads torch, which the sweep's driver (it imports
+    # this module for run_trial) never needs.
+    from mmray.orchestration.worker import TrialActorSession, train_loop_per_worker, train_trial
+
     if trains_in_trial_actor(trial.resources):
         train_trial(trial, TrialActorSession())
         return
@@ -45,7 +48,7 @@ def run_trial(config: dict) -> None:
     # Only the training split streams through Ray Data, split among the workers by Train; rank 0 reads the
     # small, fixed evaluation sets itself (mmray.engine.evaluation.load_eval_sets).
     channel = new_channel()
-    trainer = TrialTorchTrainer(
+    trainer = ray_adapter.TrialTorchTrainer(
         train_loop_per_worker,
         train_loop_config=trial,
         scaling_config=ScalingConfig(

@@ -16,40 +16,16 @@ import itertools
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field, model_validator
 from torch import nn
 
-from mmray.methods.base import Batch, Method, MethodParams, pictured, second_view
+from mmray.methods.base import Batch, Method
+from mmray.methods.card import second_view
 from mmray.methods.encoders import MLPDecoder, build_encoder
 from mmray.methods.losses import info_nce, orthogonality, reconstruction, rotation_from_skew, rotation_overlap
+from mmray.methods.pavlov.card import PavlovCard, PavlovParams
 
 
-class PavlovParams(MethodParams):
-    latent_dim: int = 64
-    hidden_dim: int = 128
-    encoder_width: int = 32
-    temperature: float = 0.5  # high: pairs share only a label, so instance-level uniformity would fight alignment
-    w_same: float = 1.0
-    w_cross: float = 1.0
-    w_contrastive: float = 1.0
-    w_orthogonality: float = 0.1  # W_e, W_d orthonormal
-    w_rotation_orthogonality: float = Field(0.0, ge=0, description="the Pavlov seed's rotation term: "
-                                            "trace(R_a^T R_b)^2 over modality pairs (the seed: 0.01)")
-    w_views: float = 1.0  # InfoNCE between two augmented views of each modality (with augment.views: 2)
-
-    @model_validator(mode="after")
-    def _latent_within_hidden(self):
-        if self.latent_dim > self.hidden_dim:
-            raise ValueError(f"latent_dim {self.latent_dim} must not exceed hidden_dim {self.hidden_dim}")
-        return self
-
-
-class Pavlov(Method):
-    name = "pavlov"
-    Params = PavlovParams
-    kinds = ("image", "audio")  # its decoders reconstruct by MSE, which token ids do not suit
-    wants_two_views = True
-
+class Pavlov(PavlovCard, Method):
     def __init__(self, modalities, num_classes: int, params: PavlovParams):
         super().__init__(modalities, num_classes, params)
         p = params
@@ -99,12 +75,6 @@ class Pavlov(Method):
         z["fused"] = torch.stack([F.normalize(v, dim=-1) for v in z.values()]).mean(0)
         return z
 
-    @classmethod
-    def translations(cls, modalities) -> tuple[tuple[str, str], ...]:
-        """Every (source, target) pair of its modalities: same-modal (a, a) and cross-modal (a, b), targets held
-        as pictures."""
-        targets = pictured(modalities)
-        return tuple((a, b) for a, b in itertools.product([m.name for m in modalities], repeat=2) if b in targets)
 
     def translate(self, batch: Batch, source: str, target: str) -> torch.Tensor | None:
         """x̂_{source->target}: the source's latent decoded in the target modality (the losses' path)."""
