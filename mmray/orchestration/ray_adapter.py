@@ -192,11 +192,13 @@ def sweep_env(verbose: bool) -> dict[str, str]:
     """What a sweep's driver sets, a value the user has set winning: Tune's state saved every second (default:
     every 10 s or more), so a trial that finished just before the driver was killed is known as finished on
     --resume and never re-run; no progress bars or boxed tables unless verbose (mmray prints a line per trial);
-    no warning that Tune snapshots its state at each checkpoint."""
+    no warning that Tune snapshots its state at each checkpoint; no logger Tune adds on its own."""
     env = {"TUNE_GLOBAL_CHECKPOINT_S": "1", "RAY_DATA_DISABLE_PROGRESS_BARS": "0" if verbose else "1",
            # Tune snapshots its state whenever a trial keeps its one checkpoint (so a resumed sweep never points
            # at a deleted one) and warns of it every few seconds when epochs are short: wanted, not a problem
-           "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0"}
+           "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
+           # the sweep names the loggers it wants (orchestration.sweep._run_tune): not Tune's TensorBoard one
+           "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1"}
     if not verbose:
         env["RAY_AIR_NEW_OUTPUT"] = "0"
     return env

@@ -17,6 +17,7 @@ import optuna
 import ray
 import yaml
 from ray import tune
+from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 from ray.tune.schedulers import AsyncHyperBandScheduler
 from ray.tune.search import BasicVariantGenerator
 from ray.tune.search.optuna import OptunaSearch
@@ -159,7 +160,10 @@ def run_sweep(spec: SweepSpec, *, mirror=None, cache_dir=None, results_dir=None,
 
 
 def _run_tune(spec: SweepSpec, results_dir: Location, resume: bool, mirror, cache_dir, verbose: bool, log) -> None:
-    callbacks = [PlacementGroupReaper()]
+    # Tune's per-trial result.json and progress.csv, as Ray users know them; not its TensorBoard files, whose
+    # writer (tensorboardX) loads torch into the driver (~125 MiB): `tensorboard: true` writes mmray's own.
+    # TUNE_DISABLE_AUTO_CALLBACK_LOGGERS (ray_adapter.sweep_env) keeps Tune from adding it.
+    callbacks = [PlacementGroupReaper(), JsonLoggerCallback(), CSVLoggerCallback()]
     if spec.wandb.enabled:
         callbacks.append(tracking.trial_callback(spec, results_dir))
     if spec.tensorboard:
