@@ -95,7 +95,8 @@ import sys
 from mmray.config import parse_spec
 import mmray.orchestration.sweep, mmray.orchestration.trial
 parse_spec({"name": "torchless", "benchmarks": [{"name": "synthetic-av"}],
-            "methods": ["pavlov", "aecluster", "cpc", "fusion"], "search_space": {"train.lr": {"choice": [0.001, 0.002]}}})
+            "methods": ["pavlov", "aecluster", "cpc", "fusion"],
+            "search_space": {"train.lr": {"choice": [0.001, 0.002]}}})
 parse_spec({"name": "torchless", "benchmarks": [{"name": "mnist-captions"}], "methods": ["jepa"],
             "method_params": {"jepa": {"image_weights": None, "text_weights": None}}})
 print(sorted(name for name in ("torch", "transformers") if name in sys.modules))
