@@ -207,8 +207,8 @@ def _run_tune(spec: SweepSpec, results_dir: Location, resume: bool, mirror, cach
 class TensorBoardScalars(tune.Callback):
     """`tensorboard: true` (`mmray sweep --tensorboard`): every metric a trial reports, as a TensorBoard scalar per
     epoch (tag: its column in epochs.parquet, e.g. val/fused_acc; step: the epoch), in one folder per trial,
-    <results>/tensorboard/<run>/<trial id>/. Tune's own event files (tags ray/tune/..., step: its iteration) stay
-    in tune/. Each epoch is on disk when the callback returns (tensorboardX's EventsWriter; its SummaryWriter
+    <results>/tensorboard/<run>/<trial id>/ (Tune's own TensorBoard logger is not used: _run_tune). Each epoch is
+    on disk when the callback returns (tensorboardX's EventsWriter; its SummaryWriter
     writes from a thread of its own); with remote results the files are written in a local temp folder and
     uploaded every epoch."""
 
