@@ -36,6 +36,11 @@ class Registry(Generic[T]):
                 f"unknown {self.kind} {name!r}; valid {self.kind}s: {', '.join(self.names())}"
             )
         if name not in self._loaded:
-            module_name, attribute = self._entries[name].split(":")
-            self._loaded[name] = getattr(importlib.import_module(module_name), attribute)
+            self._loaded[name] = import_attribute(self._entries[name])
         return self._loaded[name]
+
+
+def import_attribute(target: str):
+    """The attribute a "module:attribute" string names, its module imported."""
+    module_name, attribute = target.split(":")
+    return getattr(importlib.import_module(module_name), attribute)

@@ -7,13 +7,13 @@ without it (benchmarks/perf, the overhead section's peak memory)."""
 
 from __future__ import annotations
 
-import importlib
 from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
 from mmray.data.spec import ModalitySpec
 from mmray.errors import MissingWeightsError
+from mmray.registry import import_attribute
 
 
 def second_view(modality: str) -> str:
@@ -49,8 +49,7 @@ class MethodCard:
     @classmethod
     def model_class(cls) -> type:
         """Its nn.Module class (imports torch)."""
-        module_name, attribute = cls.model.split(":")
-        return getattr(importlib.import_module(module_name), attribute)
+        return import_attribute(cls.model)
 
     @classmethod
     def incompatibility(cls, modalities: tuple[ModalitySpec, ...]) -> str | None:
